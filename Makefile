@@ -1,0 +1,58 @@
+# budgetwatch: the front door. `make demo` runs the main job, `make test` the whole suite.
+# Both set up what they need first (a virtual environment and the real tools).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TOOLS_BIN := $(CURDIR)/.tools/bin
+LIMITS ?= limits.yaml
+DEMO_SECONDS ?= 0
+export PATH := $(TOOLS_BIN):$(PATH)
+
+.PHONY: help venv tools generate lint test test-fast demo bench bench-rules clean
+
+help:
+	@echo "make demo      run the whole pipeline with simulated agents (DEMO_SECONDS=N to stop after N s)"
+	@echo "make test      build the tools, lint, type-check and run every test"
+	@echo "make tools     build otelcol, prometheus, promtool, alertmanager, amtool into .tools/bin"
+	@echo "make generate  re-render alerts/rules/ and dashboards/ from $(LIMITS)"
+	@echo "make bench     instrumentation benchmark; make bench-rules: rule evaluation benchmark"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) (>= 3.11) is required" >&2; exit 1; }
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "make: Python >= 3.11 is required" >&2; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+tools:
+	@bash scripts/build-tools.sh all
+
+generate: venv
+	$(VENV)/bin/budgetwatch render $(LIMITS) --output .
+
+lint: venv
+	$(VENV)/bin/ruff check instrumentation tests scripts
+	$(VENV)/bin/ruff format --check instrumentation tests scripts
+	$(VENV)/bin/mypy
+
+test: venv tools lint
+	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest -m "not e2e"
+
+demo: venv tools
+	$(PY) scripts/demo.py --limits $(LIMITS) --seconds $(DEMO_SECONDS)
+
+bench: venv
+	$(PY) scripts/bench_instrumentation.py
+
+bench-rules: venv tools
+	$(PY) scripts/bench_rules.py
+
+clean:
+	rm -rf .tools/build out

@@ -1,0 +1,364 @@
+"""The shipped alerts/alertmanager.yml, checked with the real amtool and a real Alertmanager.
+
+Routing is checked with `amtool config routes test` for every alert of contract section 6 and
+issue 4; grouping and inhibition by posting alerts to a running Alertmanager and reading its
+API and the notifications a real webhook receiver (started here) gets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.procs import Alertmanager, free_port, start_alertmanager, wait_until
+from tests.support.tools import ROOT, run_tool
+
+CONFIG = ROOT / "alerts" / "alertmanager.yml"
+NS = "Synthorg"
+
+
+def amtool(*args: str | Path) -> tuple[int, str]:
+    result = run_tool("amtool", *args)
+    return result.returncode, result.stdout + result.stderr
+
+
+# --- static checks --------------------------------------------------------------------------
+
+
+def test_shipped_config_passes_check_config() -> None:
+    code, out = amtool("check-config", CONFIG)
+    assert code == 0, out
+    # The templates for the Slack and email examples are parsed too.
+    assert "1 templates" in out, out
+
+
+def test_commented_slack_and_email_examples_are_valid(tmp_path: Path) -> None:
+    """Uncommenting the examples, as a user would, gives a config Alertmanager accepts."""
+    text = CONFIG.read_text()
+    head, receivers = text.split("\nreceivers:\n", 1)
+    # Example lines are commented YAML (`# key:` or `#   nested`); prose comments are sentences.
+    uncommented = re.sub(r"(?m)^(\s*)# ([a-z_]+:.*|\s+\S.*)$", r"\1\2", receivers)
+    assert "slack_configs:" in uncommented and "email_configs:" in uncommented
+    config = yaml.safe_load(head + "\nreceivers:\n" + uncommented)
+    critical = next(r for r in config["receivers"] if r["name"] == "budget-critical")
+    assert critical["slack_configs"][0]["api_url_file"] == "secrets/slack-webhook-url"
+    assert critical["email_configs"][0]["auth_password_file"] == "secrets/smtp-password"
+    (tmp_path / "alertmanager.yml").write_text(head + "\nreceivers:\n" + uncommented)
+    shutil.copytree(ROOT / "alerts" / "templates", tmp_path / "templates")
+    code, out = amtool("check-config", tmp_path / "alertmanager.yml")
+    assert code == 0, out
+
+
+def test_no_secret_or_url_is_written_in_the_config() -> None:
+    """Receivers read their URLs and passwords from files, relative to Alertmanager's cwd."""
+    config = yaml.safe_load(CONFIG.read_text())
+    for receiver in config["receivers"]:
+        for webhook in receiver.get("webhook_configs", []):
+            assert "url" not in webhook, receiver["name"]
+            assert webhook["url_file"] == "secrets/budget-webhook-url"
+    assert "http://" not in re.sub(r"(?m)^\s*#.*$", "", CONFIG.read_text())
+
+
+def test_group_by_alert_agent_and_window() -> None:
+    route = yaml.safe_load(CONFIG.read_text())["route"]
+    assert route["group_by"] == ["alertname", "gen_ai_agent_id", "window"]
+    # Sub-routes inherit it; none may override it with a coarser grouping.
+    assert all("group_by" not in r for r in route.get("routes", []))
+
+
+def _labels(alertname: str, *, agent: str | None, window: str | None, level: str | None) -> dict[
+    str, str
+]:
+    severity = "warning" if level in ("warning", None) else "critical"
+    labels = {"alertname": alertname, "severity": severity}
+    if level is not None:
+        labels["budget_level"] = level
+    if agent is not None:
+        labels["gen_ai_agent_id"] = agent
+    if window is not None:
+        labels["window"] = window
+    return labels
+
+
+ROUTE_CASES: list[tuple[str, dict[str, str], str]] = [
+    (
+        f"agent-{level}-{window}",
+        _labels(f"{NS}AgentBudget{level.title()}", agent="cto", window=window, level=level),
+        "budget-webhook" if level == "warning" else "budget-critical",
+    )
+    for level in ("warning", "critical", "exhausted")
+    for window in ("daily", "monthly")
+] + [
+    (
+        f"org-{level}-{window}",
+        _labels(f"{NS}Budget{level.title()}", agent=None, window=window, level=level),
+        "budget-webhook" if level == "warning" else "budget-critical",
+    )
+    for level in ("warning", "critical", "exhausted")
+    for window in ("daily", "monthly")
+] + [
+    (
+        "forecast",
+        _labels(f"{NS}AgentBudgetExhaustionForecast", agent="cto", window="daily", level=None),
+        "budget-webhook",
+    ),
+    (
+        "telemetry-absent",
+        {"alertname": f"{NS}BudgetTelemetryAbsent", "severity": "critical"},
+        "budget-critical",
+    ),
+    # Anything else (no severity) still reaches someone.
+    ("unlabelled", {"alertname": "SomethingElse"}, "budget-webhook"),
+]
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"), [c[1:] for c in ROUTE_CASES], ids=[c[0] for c in ROUTE_CASES]
+)
+def test_routes(labels: dict[str, str], receiver: str) -> None:
+    args = [f"{k}={v}" for k, v in labels.items()]
+    code, out = amtool(
+        "config", "routes", "test", f"--config.file={CONFIG}", f"--verify.receivers={receiver}", *args
+    )
+    assert code == 0, out
+    assert out.strip().splitlines()[0] == receiver, out
+    # And only that one: a critical alert must not also go to the warning receiver.
+    other = "budget-critical" if receiver == "budget-webhook" else "budget-webhook"
+    code, out = amtool(
+        "config", "routes", "test", f"--config.file={CONFIG}", f"--verify.receivers={other}", *args
+    )
+    assert code != 0, out
+
+
+# --- a real Alertmanager --------------------------------------------------------------------
+
+
+class _Receiver:
+    """A webhook endpoint on loopback that keeps every notification it gets."""
+
+    def __init__(self) -> None:
+        self.notifications: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with outer.lock:
+                    outer.notifications.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def received(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return list(self.notifications)
+
+
+@pytest.fixture
+def receiver() -> Iterator[_Receiver]:
+    r = _Receiver()
+    r.thread.start()
+    try:
+        yield r
+    finally:
+        r.server.shutdown()
+        r.server.server_close()
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, receiver: _Receiver) -> Iterator[Alertmanager]:
+    """The shipped config with shorter waits; routing, inhibition and receivers unchanged."""
+    shipped = yaml.safe_load(CONFIG.read_text())
+    config = yaml.safe_load(CONFIG.read_text())
+    config["route"].update(group_wait="2s", group_interval="2s")
+    config["templates"] = [str(ROOT / "alerts" / "templates" / "*.tmpl")]
+    for key in ("inhibit_rules", "receivers"):
+        assert config[key] == shipped[key]
+    assert config["route"]["routes"] == shipped["route"]["routes"]
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    # The receivers' url_file is relative to Alertmanager's working directory (tmp_path).
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "budget-webhook-url").write_text(receiver.url + "\n")
+    am = start_alertmanager(tmp_path, config=path)
+    try:
+        yield am
+    finally:
+        am.server.stop()
+
+
+def _post(am: Alertmanager, alerts: list[dict[str, str]]) -> None:
+    import urllib.request
+
+    now = datetime.now(UTC).isoformat()
+    body = [
+        {
+            "labels": labels,
+            "annotations": {
+                "summary": f"{labels['alertname']} {labels.get('gen_ai_agent_id', 'org')}",
+                "description": "value 95.0 of limit 20 USD",
+                "runbook_url": "alerts/runbooks.md#agent-budget-warning",
+            },
+            "startsAt": now,
+        }
+        for labels in alerts
+    ]
+    request = urllib.request.Request(
+        f"{am.url}/api/v2/alerts",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
+
+
+def _key(labels: dict[str, str]) -> tuple[str, str, str]:
+    return (labels["alertname"], labels.get("gen_ai_agent_id", ""), labels.get("window", ""))
+
+
+def _state(am: Alertmanager, **params: str) -> set[tuple[str, str, str]]:
+    from tests.support.procs import http_get
+
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    status, body = http_get(f"{am.url}/api/v2/alerts?{query}")
+    assert status == 200, body
+    return {_key(a["labels"]) for a in json.loads(body)}
+
+
+def test_inhibition_and_notifications(alertmanager: Alertmanager, receiver: _Receiver) -> None:
+    am = alertmanager
+
+    def agent(level: str, who: str, window: str = "daily") -> dict[str, str]:
+        return _labels(f"{NS}AgentBudget{level.title()}", agent=who, window=window, level=level)
+
+    def org(level: str, window: str = "daily") -> dict[str, str]:
+        return _labels(f"{NS}Budget{level.title()}", agent=None, window=window, level=level)
+
+    def forecast(who: str) -> dict[str, str]:
+        name = f"{NS}AgentBudgetExhaustionForecast"
+        return _labels(name, agent=who, window="daily", level=None)
+
+    sources = [agent("exhausted", "cto"), org("critical")]
+    inhibited = [
+        agent("critical", "cto"),
+        agent("warning", "cto"),
+        org("warning"),
+        forecast("cto"),
+    ]
+    free = [
+        agent("warning", "intern"),  # another agent
+        agent("warning", "cto", "monthly"),  # the same agent, another window
+        forecast("intern"),
+    ]
+    # Sources first, so that the inhibitor knows them before the targets' groups flush.
+    _post(am, sources)
+    wait_until(lambda: len(am.alerts()) == len(sources), 10, "source alerts listed")
+    _post(am, inhibited + free)
+    wait_until(lambda: len(am.alerts()) == 9, 10, "all alerts listed")
+
+    want_inhibited = {_key(a) for a in inhibited}
+    want_active = {_key(a) for a in sources + free}
+    wait_until(
+        lambda: _state(am, inhibited="true", active="false") == want_inhibited,
+        10,
+        "inhibition",
+    )
+    assert _state(am, inhibited="false") == want_active
+    # Each inhibited alert names what inhibits it: the higher level of its own agent and window.
+    listed = am.alerts()
+    fingerprints = {_key(a["labels"]): a["fingerprint"] for a in listed}
+    for a in listed:
+        key, by = _key(a["labels"]), set(a["status"]["inhibitedBy"])
+        if key not in want_inhibited:
+            assert by == set(), a
+        elif key[1] == "cto":
+            assert by == {fingerprints[_key(agent("exhausted", "cto"))]}, a
+        else:
+            assert by == {fingerprints[_key(org("critical"))]}, a
+
+    # The webhook gets one notification per uninhibited alert group, and nothing else.
+    def notified() -> dict[tuple[str, str, str], dict[str, Any]]:
+        out: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for n in receiver.received():
+            for alert in n["alerts"]:
+                out[_key(alert["labels"])] = n
+        return out
+
+    wait_until(lambda: set(notified()) >= want_active, 20, "notifications", interval=0.5)
+    # Let a few group intervals pass: an inhibited alert must still not be notified.
+    try:
+        wait_until(lambda: bool(set(notified()) & want_inhibited), 5, "", interval=0.5)
+    except TimeoutError:
+        pass
+    got = notified()
+    assert set(got) == want_active, sorted(got)
+    for key, n in got.items():
+        assert n["status"] == "firing"
+        assert len(n["alerts"]) == 1  # grouped by alertname, agent and window
+        group = {"alertname": key[0], "gen_ai_agent_id": key[1], "window": key[2]}
+        assert n["groupLabels"] == {k: v for k, v in group.items() if v}, n["groupLabels"]
+        severity = n["alerts"][0]["labels"]["severity"]
+        want_receiver = "budget-critical" if severity == "critical" else "budget-webhook"
+        assert n["receiver"] == want_receiver, n
+    assert got[_key(agent("warning", "intern"))]["commonLabels"]["gen_ai_agent_id"] == "intern"
+    assert got[_key(agent("exhausted", "cto"))]["commonLabels"]["gen_ai_agent_id"] == "cto"
+
+
+def test_lower_level_notifies_when_the_higher_one_resolves(
+    alertmanager: Alertmanager, receiver: _Receiver
+) -> None:
+    """Inhibition is not silencing: once Exhausted resolves, the Critical alert comes through."""
+    am = alertmanager
+    exhausted = _labels(f"{NS}AgentBudgetExhausted", agent="cto", window="daily", level="exhausted")
+    critical = _labels(f"{NS}AgentBudgetCritical", agent="cto", window="daily", level="critical")
+    _post(am, [exhausted])
+    wait_until(lambda: len(am.alerts()) == 1, 10, "source alert listed")
+    _post(am, [critical])
+    wait_until(
+        lambda: _state(am, inhibited="true", active="false") == {_key(critical)}, 10, "inhibition"
+    )
+    wait_until(lambda: len(receiver.received()) >= 1, 20, "first notification", interval=0.5)
+    assert {_key(a["labels"]) for n in receiver.received() for a in n["alerts"]} == {
+        _key(exhausted)
+    }
+
+    # Resolve Exhausted (endsAt now), as Prometheus does when the alert stops firing.
+    import urllib.request
+
+    now = datetime.now(UTC).isoformat()
+    request = urllib.request.Request(
+        f"{am.url}/api/v2/alerts",
+        data=json.dumps([{"labels": exhausted, "startsAt": now, "endsAt": now}]).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        assert resp.status == 200
+    wait_until(
+        lambda: any(
+            _key(a["labels"]) == _key(critical) and n["status"] == "firing"
+            for n in receiver.received()
+            for a in n["alerts"]
+        ),
+        20,
+        "critical notified after exhausted resolved",
+        interval=0.5,
+    )
