@@ -90,9 +90,20 @@ build_alertmanager() {
   say "alertmanager, amtool: built in $((SECONDS - t))s"
 }
 
+build_dashcheck() {
+  local dir="$root/tools/dashcheck"
+  local key; key=$(key_of "$(cat "$dir/go.mod" "$dir/go.sum" "$dir/main.go")")
+  if up_to_date dashcheck "$key" dashcheck; then say "dashcheck: up to date ($key)"; return; fi
+  local t=$SECONDS
+  say "dashcheck: building the strict dashboard schema check (grafana-foundation-sdk/go)"
+  (cd "$dir" && go build -o "$bin/dashcheck" .)
+  echo "$key" > "$stamps/dashcheck"
+  say "dashcheck: built in $((SECONDS - t))s"
+}
+
 only=${1:-all}
 case "$only" in
-  all) build_alertmanager; build_prometheus; build_otelcol ;;
+  all) build_alertmanager; build_prometheus; build_otelcol; build_dashcheck ;;
   otelcol) build_otelcol ;;
   prometheus) build_prometheus ;;
   alertmanager) build_alertmanager ;;

@@ -9,4 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from .context import agent, current_agent
+from .telemetry import BudgetTelemetry
+
+__all__ = ["BudgetTelemetry", "__version__", "agent", "current_agent"]

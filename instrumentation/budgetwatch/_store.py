@@ -217,7 +217,7 @@ class Store:
                     if mask & bit:
                         points.append(Point(key, column, value))
                     else:
-                        points.append(Point(key, column, 0))
+                        points.append(Point(key, column, value * 0))  # 0 of the same type
                         newly.append((row, bit))
             if newly and not self.confirm_on_export:
                 _announce(newly)
@@ -234,11 +234,28 @@ class Store:
         The SDK's reader collects (running the callbacks above) and exports in the same
         thread, so the thread-local list holds exactly what this export carried.
         """
-        pending: list[tuple[Row, int]] | None = getattr(self._pending, "rows", None)
-        self._pending.rows = []
+        local = self._pending
+        pending: list[tuple[Row, int]] = getattr(local, "rows", None) or []
+        local.rows = []
+        local.last_ok = success
+        local.announced = len(pending) if success else 0
         if success and pending:
             with self.lock:
                 _announce(pending)
+
+    def start_flush(self) -> None:
+        """Forget the previous result of an export from this thread (see `flush_result`)."""
+        self._pending.last_ok = None
+        self._pending.announced = 0
+
+    def flush_result(self) -> tuple[bool, int]:
+        """(did the export since `start_flush` succeed, how many zeros it announced).
+
+        No export at all (nothing recorded yet) counts as success.
+        """
+        last_ok: bool | None = getattr(self._pending, "last_ok", None)
+        announced: int = getattr(self._pending, "announced", 0)
+        return last_ok is not False, announced
 
     def has_unannounced(self) -> bool:
         with self.lock:

@@ -12,10 +12,10 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -67,14 +67,23 @@ def _check_limit_value(value: Any) -> Any:
     """Numbers only: YAML booleans and quoted numbers are mistakes, not limits."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"must be a number or null, got {_describe(value)}")
-    if not math.isfinite(value):
-        raise ValueError(f"must be a finite number, got {value}")
-    if value <= 0:
+    number = _finite_number(value, "must be a number or null")
+    if number <= 0:
         # A zero limit makes every percent infinite or undefined; null says "no limit".
         raise ValueError(f"must be greater than 0 (use null for no limit), got {value}")
-    return float(value)
+    return number
+
+
+def _finite_number(value: Any, wanted: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{wanted}, got {_describe(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError("must be a finite number, got a number too large") from None
+    if not math.isfinite(number):
+        raise ValueError(f"must be a finite number, got {value}")
+    return number
 
 
 def _describe(value: Any) -> str:
@@ -135,10 +144,7 @@ def check_agent_id(agent_id: object) -> str | None:
     Grafana, and never what someone meant.
     """
     if not isinstance(agent_id, str):
-        return (
-            f"agent id must be a string, got {_describe(agent_id)} "
-            "(quote it in YAML, e.g. '123': ...)"
-        )
+        return f"agent id must be a string, got {_describe(agent_id)} (quote it in YAML)"
     if agent_id == "":
         return "agent id must not be empty"
     if agent_id.startswith("_"):
@@ -258,16 +264,13 @@ class Thresholds(_Model):
     critical: float = 90
     exhausted: float = 100
 
-    LEVELS: ClassVar[tuple[str, str, str]] = ("warning", "critical", "exhausted")
-
     @field_validator("warning", "critical", "exhausted", mode="before")
     @classmethod
     def _number(cls, value: Any) -> float:
-        if value is None:
-            raise ValueError("must be a number, got null")
-        checked = _check_limit_value(value)
-        assert checked is not None
-        return float(checked)
+        number = _finite_number(value, "must be a number")
+        if number <= 0:
+            raise ValueError(f"must be a percentage greater than 0, got {value}")
+        return number
 
     @model_validator(mode="after")
     def _increasing(self) -> Thresholds:
@@ -413,6 +416,16 @@ def _timestamp_as_text(loader: _StrictLoader, node: yaml.Node) -> str:
 _StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
 
 
+def _scalar_key_text(node: yaml.ScalarNode) -> str:
+    loader = _StrictLoader("")
+    try:
+        return str(loader.construct_object(node))
+    except yaml.YAMLError:
+        return str(node.value)
+    finally:
+        loader.dispose()
+
+
 def _positions(node: yaml.Node) -> dict[tuple[PathPart, ...], tuple[int, int]]:
     """Field path -> (line, column), 1-based, of each key and list item in the document."""
     found: dict[tuple[PathPart, ...], tuple[int, int]] = {}
@@ -427,10 +440,12 @@ def _positions(node: yaml.Node) -> dict[tuple[PathPart, ...], tuple[int, int]]:
         if isinstance(current, yaml.MappingNode):
             for key_node, value_node in current.value:
                 if isinstance(key_node, yaml.ScalarNode):
+                    where = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
                     child = (*path, key_node.value)
-                    found.setdefault(
-                        child, (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                    )
+                    found.setdefault(child, where)
+                    if key_node.tag != "tag:yaml.org,2002:str":
+                        # `yes:` or `123:` reach the schema as True / 123: find them by that too.
+                        found.setdefault((*path, _scalar_key_text(key_node)), where)
                     walk(value_node, child)
         elif isinstance(current, yaml.SequenceNode):
             for index, item in enumerate(current.value):
@@ -469,6 +484,10 @@ def _problem_text(error: Mapping[str, Any]) -> tuple[tuple[PathPart, ...], str]:
         return (*loc, *cause.rel_path), cause.message
     if isinstance(cause, BaseException):
         return loc, str(cause)
+    if kind == "invalid_key":
+        # `1: x` or `yes: x` where a field name belongs.
+        where = (*loc[:-1], str(loc[-1])) if loc else loc
+        return where, f"key {value!r} is not a field name (quote it, or remove it)"
     if kind == "extra_forbidden":
         return loc, "unknown field" + _did_you_mean(loc)
     if kind == "missing":
@@ -547,6 +566,8 @@ def _compose(text: str, source: str) -> tuple[Any, yaml.Node | None]:
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = err.problem or "invalid YAML"
         context = f" ({err.context})" if err.context and err.problem else ""
+        if "expected a single document" in (err.context or ""):
+            problem, context = "a second YAML document (---) is not allowed", ""
         raise LimitsError(f"{where}: YAML error: {problem}{context}") from None
     except yaml.YAMLError as err:
         raise LimitsError(f"{source}: YAML error: {err}") from None
@@ -640,8 +661,3 @@ def read_limits_text(path: str | Path) -> str:
 def load_limits(path: str | Path) -> Limits:
     """Read and validate a limits file; raises LimitsError naming the file as given."""
     return parse_limits(read_limits_text(path), str(path))
-
-
-def iter_windows() -> Iterator[Window]:
-    yield "daily"
-    yield "monthly"

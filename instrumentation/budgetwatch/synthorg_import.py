@@ -209,5 +209,8 @@ def import_synthorg_file(
     now: datetime | None = None,
 ) -> ImportResult:
     """Read a SynthOrg config file (YAML, duplicate keys refused) and import it."""
-    data = load_yaml_document(read_limits_text(path), path)
+    try:
+        data = load_yaml_document(read_limits_text(path), path)
+    except LimitsError as err:
+        raise SynthOrgImportError(str(err)) from None
     return import_synthorg(data, path, effective_from=effective_from, now=now)

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.support.pipeline import Pipeline, pipeline
 
 LIMITS = Path(__file__).with_name("limits-e2e.yaml")

@@ -7,10 +7,14 @@ API and the notifications a real webhook receiver (started here) gets.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shlex
 import shutil
+import subprocess
 import threading
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,9 +23,8 @@ from typing import Any
 
 import pytest
 import yaml
-
-from tests.support.procs import Alertmanager, free_port, start_alertmanager, wait_until
-from tests.support.tools import ROOT, run_tool
+from tests.support.procs import Alertmanager, Managed, free_port, http_get, wait_until
+from tests.support.tools import ROOT, TOOLS_BIN, run_tool, tool
 
 CONFIG = ROOT / "alerts" / "alertmanager.yml"
 NS = "Synthorg"
@@ -76,9 +79,9 @@ def test_group_by_alert_agent_and_window() -> None:
     assert all("group_by" not in r for r in route.get("routes", []))
 
 
-def _labels(alertname: str, *, agent: str | None, window: str | None, level: str | None) -> dict[
-    str, str
-]:
+def _labels(
+    alertname: str, *, agent: str | None, window: str | None, level: str | None
+) -> dict[str, str]:
     severity = "warning" if level in ("warning", None) else "critical"
     labels = {"alertname": alertname, "severity": severity}
     if level is not None:
@@ -90,36 +93,40 @@ def _labels(alertname: str, *, agent: str | None, window: str | None, level: str
     return labels
 
 
-ROUTE_CASES: list[tuple[str, dict[str, str], str]] = [
-    (
-        f"agent-{level}-{window}",
-        _labels(f"{NS}AgentBudget{level.title()}", agent="cto", window=window, level=level),
-        "budget-webhook" if level == "warning" else "budget-critical",
-    )
-    for level in ("warning", "critical", "exhausted")
-    for window in ("daily", "monthly")
-] + [
-    (
-        f"org-{level}-{window}",
-        _labels(f"{NS}Budget{level.title()}", agent=None, window=window, level=level),
-        "budget-webhook" if level == "warning" else "budget-critical",
-    )
-    for level in ("warning", "critical", "exhausted")
-    for window in ("daily", "monthly")
-] + [
-    (
-        "forecast",
-        _labels(f"{NS}AgentBudgetExhaustionForecast", agent="cto", window="daily", level=None),
-        "budget-webhook",
-    ),
-    (
-        "telemetry-absent",
-        {"alertname": f"{NS}BudgetTelemetryAbsent", "severity": "critical"},
-        "budget-critical",
-    ),
-    # Anything else (no severity) still reaches someone.
-    ("unlabelled", {"alertname": "SomethingElse"}, "budget-webhook"),
-]
+ROUTE_CASES: list[tuple[str, dict[str, str], str]] = (
+    [
+        (
+            f"agent-{level}-{window}",
+            _labels(f"{NS}AgentBudget{level.title()}", agent="cto", window=window, level=level),
+            "budget-webhook" if level == "warning" else "budget-critical",
+        )
+        for level in ("warning", "critical", "exhausted")
+        for window in ("daily", "monthly")
+    ]
+    + [
+        (
+            f"org-{level}-{window}",
+            _labels(f"{NS}Budget{level.title()}", agent=None, window=window, level=level),
+            "budget-webhook" if level == "warning" else "budget-critical",
+        )
+        for level in ("warning", "critical", "exhausted")
+        for window in ("daily", "monthly")
+    ]
+    + [
+        (
+            "forecast",
+            _labels(f"{NS}AgentBudgetExhaustionForecast", agent="cto", window="daily", level=None),
+            "budget-webhook",
+        ),
+        (
+            "telemetry-absent",
+            {"alertname": f"{NS}BudgetTelemetryAbsent", "severity": "critical"},
+            "budget-critical",
+        ),
+        # Anything else (no severity) still reaches someone.
+        ("unlabelled", {"alertname": "SomethingElse"}, "budget-webhook"),
+    ]
+)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +135,12 @@ ROUTE_CASES: list[tuple[str, dict[str, str], str]] = [
 def test_routes(labels: dict[str, str], receiver: str) -> None:
     args = [f"{k}={v}" for k, v in labels.items()]
     code, out = amtool(
-        "config", "routes", "test", f"--config.file={CONFIG}", f"--verify.receivers={receiver}", *args
+        "config",
+        "routes",
+        "test",
+        f"--config.file={CONFIG}",
+        f"--verify.receivers={receiver}",
+        *args,
     )
     assert code == 0, out
     assert out.strip().splitlines()[0] == receiver, out
@@ -197,29 +209,29 @@ def alertmanager(tmp_path: Path, receiver: _Receiver) -> Iterator[Alertmanager]:
     # The receivers' url_file is relative to Alertmanager's working directory (tmp_path).
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "budget-webhook-url").write_text(receiver.url + "\n")
-    am = start_alertmanager(tmp_path, config=path)
+    # A single instance without clustering (as in compose.yaml): with a cluster port, an
+    # instance waits for its peers to settle before its first notification (about 10 s).
+    port = free_port()
+    server = Managed(
+        name="alertmanager",
+        argv=[
+            str(tool("alertmanager")),
+            f"--config.file={path}",
+            f"--storage.path={tmp_path / 'am-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+        ],
+        workdir=tmp_path,
+        ready_url=f"http://127.0.0.1:{port}/-/ready",
+    )
+    am = Alertmanager(server.start(), port)
     try:
         yield am
     finally:
         am.server.stop()
 
 
-def _post(am: Alertmanager, alerts: list[dict[str, str]]) -> None:
-    import urllib.request
-
-    now = datetime.now(UTC).isoformat()
-    body = [
-        {
-            "labels": labels,
-            "annotations": {
-                "summary": f"{labels['alertname']} {labels.get('gen_ai_agent_id', 'org')}",
-                "description": "value 95.0 of limit 20 USD",
-                "runbook_url": "alerts/runbooks.md#agent-budget-warning",
-            },
-            "startsAt": now,
-        }
-        for labels in alerts
-    ]
+def _post_raw(am: Alertmanager, body: list[dict[str, Any]]) -> None:
     request = urllib.request.Request(
         f"{am.url}/api/v2/alerts",
         data=json.dumps(body).encode(),
@@ -230,13 +242,31 @@ def _post(am: Alertmanager, alerts: list[dict[str, str]]) -> None:
         assert resp.status == 200
 
 
+def _post(am: Alertmanager, alerts: list[dict[str, str]]) -> None:
+    """Fire alerts as Prometheus does (no endsAt: they last until resolve_timeout)."""
+    now = datetime.now(UTC).isoformat()
+    _post_raw(
+        am,
+        [
+            {
+                "labels": labels,
+                "annotations": {
+                    "summary": f"{labels['alertname']} {labels.get('gen_ai_agent_id', 'org')}",
+                    "description": "value 95.0 of limit 20 USD",
+                    "runbook_url": "alerts/runbooks.md#agent-budget-warning",
+                },
+                "startsAt": now,
+            }
+            for labels in alerts
+        ],
+    )
+
+
 def _key(labels: dict[str, str]) -> tuple[str, str, str]:
     return (labels["alertname"], labels.get("gen_ai_agent_id", ""), labels.get("window", ""))
 
 
 def _state(am: Alertmanager, **params: str) -> set[tuple[str, str, str]]:
-    from tests.support.procs import http_get
-
     query = "&".join(f"{k}={v}" for k, v in params.items())
     status, body = http_get(f"{am.url}/api/v2/alerts?{query}")
     assert status == 200, body
@@ -304,10 +334,8 @@ def test_inhibition_and_notifications(alertmanager: Alertmanager, receiver: _Rec
 
     wait_until(lambda: set(notified()) >= want_active, 20, "notifications", interval=0.5)
     # Let a few group intervals pass: an inhibited alert must still not be notified.
-    try:
+    with contextlib.suppress(TimeoutError):
         wait_until(lambda: bool(set(notified()) & want_inhibited), 5, "", interval=0.5)
-    except TimeoutError:
-        pass
     got = notified()
     assert set(got) == want_active, sorted(got)
     for key, n in got.items():
@@ -341,17 +369,8 @@ def test_lower_level_notifies_when_the_higher_one_resolves(
     }
 
     # Resolve Exhausted (endsAt now), as Prometheus does when the alert stops firing.
-    import urllib.request
-
     now = datetime.now(UTC).isoformat()
-    request = urllib.request.Request(
-        f"{am.url}/api/v2/alerts",
-        data=json.dumps([{"labels": exhausted, "startsAt": now, "endsAt": now}]).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        assert resp.status == 200
+    _post_raw(am, [{"labels": exhausted, "startsAt": now, "endsAt": now}])
     wait_until(
         lambda: any(
             _key(a["labels"]) == _key(critical) and n["status"] == "firing"
@@ -362,3 +381,66 @@ def test_lower_level_notifies_when_the_higher_one_resolves(
         "critical notified after exhausted resolved",
         interval=0.5,
     )
+
+
+# --- the runbooks' commands, run against the real tools -----------------------------------
+
+RUNBOOKS = ROOT / "alerts" / "runbooks.md"
+
+
+def test_runbook_queries_parse(tmp_path: Path) -> None:
+    """Every query the runbooks tell you to paste is valid PromQL (promtool's own parser)."""
+    blocks = re.findall(r"```promql\n(.*?)```", RUNBOOKS.read_text(), flags=re.S)
+    queries = [
+        line.strip()
+        for block in blocks
+        for line in block.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    assert len(queries) >= 30, queries
+    rules = {
+        "groups": [
+            {
+                "name": "runbook-queries",
+                "rules": [
+                    {"record": f"runbook:query_{i}", "expr": q} for i, q in enumerate(queries)
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "runbook-queries.yml"
+    path.write_text(yaml.safe_dump(rules, sort_keys=False))
+    result = run_tool("promtool", "check", "rules", path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_runbook_silence_commands_silence_their_alert(alertmanager: Alertmanager) -> None:
+    """The `amtool silence add` lines work as written and mute exactly the alert they name."""
+    am = alertmanager
+    commands = re.findall(r"^amtool silence add .*$", RUNBOOKS.read_text(), flags=re.M)
+    assert len(commands) >= 8, commands
+    env = {"PATH": f"{TOOLS_BIN}:/usr/bin:/bin"}
+    targets: list[dict[str, str]] = []
+    for command in commands:
+        assert "--alertmanager.url=http://127.0.0.1:9093" in command, command
+        local = command.replace("http://127.0.0.1:9093", am.url)
+        # bash, as a reader would paste it: some commands use $(date ...).
+        result = subprocess.run(
+            ["bash", "-c", local], capture_output=True, text=True, timeout=30, env=env
+        )
+        assert result.returncode == 0, f"{command}\n{result.stdout}{result.stderr}"
+        assert re.fullmatch(r"[0-9a-f-]{36}\n", result.stdout), result.stdout
+        matchers = [a for a in shlex.split(command) if not a.startswith("-") and "=" in a]
+        targets.append(dict(a.split("=", 1) for a in matchers))
+    _post(am, [{**labels, "severity": "warning"} for labels in targets])
+    # The same agent's other window is not muted by a silence for one window.
+    other = {**targets[0], "window": "monthly", "severity": "warning"}
+    assert targets[0]["window"] == "daily"
+    _post(am, [other])
+    want = {_key(labels) for labels in targets}
+    wait_until(
+        lambda: _state(am, silenced="true", active="false", inhibited="false") == want,
+        10,
+        "silences applied",
+    )
+    assert _key(other) in _state(am, silenced="false")

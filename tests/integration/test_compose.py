@@ -16,14 +16,15 @@ from typing import Any
 
 import pytest
 import yaml
-
 from tests.support.tools import ROOT
 
 
 def _docker_compose() -> str:
     path = shutil.which("docker-compose")
     if path is None:
-        pytest.fail("docker-compose is missing: install Debian's package (apt-get install docker-compose)")
+        pytest.fail(
+            "docker-compose is missing: install Debian's package (apt-get install docker-compose)"
+        )
     return path
 
 

@@ -67,6 +67,8 @@ def render_rules(limits_path: Path, out_dir: Path, rule_interval: str | None) ->
 def alertmanager_config_for(receiver_url: str) -> dict[str, Any]:
     """The shipped alerts/alertmanager.yml with every webhook sent to `receiver_url`."""
     config: dict[str, Any] = yaml.safe_load((ROOT / "alerts" / "alertmanager.yml").read_text())
+    # Template globs are relative to the config file, which now lives elsewhere.
+    config["templates"] = [str(ROOT / "alerts" / t) for t in config.get("templates", [])]
     for receiver in config.get("receivers", []):
         for hook in receiver.get("webhook_configs", []):
             hook.pop("url_file", None)

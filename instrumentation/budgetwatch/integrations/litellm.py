@@ -46,8 +46,8 @@ __all__ = ["BudgetwatchLogger", "LiteLLMCall", "read_call"]
 
 _log = logging.getLogger(__name__)
 
-# Call ids remembered to record each call once even if LiteLLM reports it twice (it has, in
-# some versions, for streams and for async calls); enough for any burst of calls in flight.
+# Call ids remembered (to record each call once even if LiteLLM reports it twice, and the
+# agent each call started under); enough for any burst of calls in flight.
 _SEEN_CALLS_MAX = 8192
 
 
@@ -125,14 +125,20 @@ def _cost(kwargs: Mapping[str, Any], slo: Mapping[str, Any]) -> float | None:
 
 
 def read_call(
-    kwargs: Mapping[str, Any], response_obj: object, *, metadata_key: str = "agent_id"
+    kwargs: Mapping[str, Any],
+    response_obj: object,
+    *,
+    metadata_key: str = "agent_id",
+    started_by: str | None = None,
 ) -> LiteLLMCall:
-    """The agent, provider, model, tokens and cost of one LiteLLM callback's arguments."""
+    """The agent, provider, model, tokens and cost of one LiteLLM callback's arguments.
+
+    The agent: the call's metadata, else `started_by` (the agent current when the call
+    started), else the agent current now, else None.
+    """
     slo = _mapping(kwargs.get("standard_logging_object"))
     params = _mapping(kwargs.get("litellm_params"))
-    agent_id = _agent_from_metadata(kwargs, metadata_key)
-    if agent_id is None:
-        agent_id = current_agent()
+    agent_id = _agent_from_metadata(kwargs, metadata_key) or started_by or current_agent()
     return LiteLLMCall(
         agent_id=agent_id,
         provider=_text(kwargs.get("custom_llm_provider"))
@@ -146,7 +152,7 @@ def read_call(
     )
 
 
-class BudgetwatchLogger(CustomLogger):  # type: ignore[misc]  # LiteLLM's base is untyped
+class BudgetwatchLogger(CustomLogger):
     """LiteLLM callback recording each call through a `BudgetTelemetry`.
 
     `metadata_key` is the key of the call's `metadata` that holds the agent id.
@@ -159,10 +165,21 @@ class BudgetwatchLogger(CustomLogger):  # type: ignore[misc]  # LiteLLM's base i
         self.telemetry = telemetry
         self.metadata_key = metadata_key
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._started_by: OrderedDict[str, str] = OrderedDict()  # call id -> agent at start
         self._lock = threading.Lock()
         self._logged: set[str] = set()
 
     # LiteLLM passes these by keyword: the parameter names must stay as they are.
+    def log_pre_api_call(self, model: Any, messages: Any, kwargs: dict[str, Any]) -> None:
+        # Runs in the caller's context. The success hook of a sync stream does not (LiteLLM
+        # runs it on a thread without the caller's context), so remember the agent here.
+        self._safely(self._on_start, kwargs, None)
+
+    async def async_log_pre_api_call(
+        self, model: Any, messages: Any, kwargs: dict[str, Any]
+    ) -> None:
+        self._safely(self._on_start, kwargs, None)
+
     def log_success_event(
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
@@ -183,10 +200,34 @@ class BudgetwatchLogger(CustomLogger):  # type: ignore[misc]  # LiteLLM's base i
     ) -> None:
         self._safely(self._on_failure, kwargs, response_obj)
 
+    def _on_start(self, kwargs: Mapping[str, Any], response_obj: object) -> None:
+        agent_id = current_agent()
+        call_id = _text(kwargs.get("litellm_call_id"))
+        if agent_id is None or call_id is None:
+            return
+        with self._lock:
+            self._started_by[call_id] = agent_id
+            if len(self._started_by) > _SEEN_CALLS_MAX:  # calls that never ended
+                self._started_by.popitem(last=False)
+
+    def _agent_at_start(self, kwargs: Mapping[str, Any], *, done: bool) -> str | None:
+        call_id = _text(kwargs.get("litellm_call_id"))
+        if call_id is None:
+            return None
+        with self._lock:
+            if done:
+                return self._started_by.pop(call_id, None)
+            return self._started_by.get(call_id)  # a failed attempt may be retried
+
     def _on_success(self, kwargs: Mapping[str, Any], response_obj: object) -> None:
-        if kwargs.get("stream") is True and kwargs.get("complete_streaming_response") is None:
-            return  # a chunk of a stream still running: the whole stream is reported at its end
-        call = read_call(kwargs, response_obj, metadata_key=self.metadata_key)
+        # Streams: LiteLLM calls this hook once, with the complete response (the chunks go
+        # to log_stream_event, which budgetwatch does not use).
+        call = read_call(
+            kwargs,
+            response_obj,
+            metadata_key=self.metadata_key,
+            started_by=self._agent_at_start(kwargs, done=True),
+        )
         if not self._first_time("success", call.call_id):
             return
         if call.cost is None:
@@ -213,7 +254,12 @@ class BudgetwatchLogger(CustomLogger):  # type: ignore[misc]  # LiteLLM's base i
         )
 
     def _on_failure(self, kwargs: Mapping[str, Any], response_obj: object) -> None:
-        call = read_call(kwargs, response_obj, metadata_key=self.metadata_key)
+        call = read_call(
+            kwargs,
+            response_obj,
+            metadata_key=self.metadata_key,
+            started_by=self._agent_at_start(kwargs, done=False),
+        )
         if not self._first_time("failure", call.call_id):
             return
         self.telemetry.record_call(

@@ -1,0 +1,407 @@
+#!/usr/bin/env python3
+"""Draw the budgetwatch dashboards to PNG without a Grafana: same panels, same queries.
+
+Renders the dashboards from a limits file exactly as `budgetwatch render` does, runs every
+panel's queries (variables filled in as Grafana would) against a Prometheus, and draws each
+dashboard's grid with matplotlib: stats, gauges, bar gauges, time series and tables. The
+README's pictures (docs/img/) are made by this script:
+
+    .venv/bin/python scripts/render_dashboard_pngs.py --prometheus http://127.0.0.1:9090 \
+        --limits limits.yaml --out docs/img
+
+It prints each panel that had no data, and exits 1 if any query failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.patches import Wedge
+
+from budgetwatch.dashboards import expand_variables, render_dashboards
+from budgetwatch.limits import load_limits
+
+BACKGROUND = "#111217"
+PANEL = "#181b1f"
+TEXT = "#ccccdc"
+MUTED = "#8e8e9a"
+COLORS = {"green": "#73bf69", "yellow": "#fade2a", "orange": "#ff9830", "red": "#f2495c",
+          "blue": "#5794f2"}  # fmt: skip
+PALETTE = ["#73bf69", "#fade2a", "#5794f2", "#ff9830", "#f2495c", "#b877d9", "#8ab8ff",
+           "#ffb357", "#96d98d", "#ca95e5"]  # fmt: skip
+CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥", "INR": "₹", "KRW": "₩"}
+GRID_ROW_INCHES = 0.36
+
+
+class QueryError(RuntimeError):
+    pass
+
+
+@dataclass
+class Series:
+    labels: dict[str, str]
+    times: list[float]
+    values: list[float]
+
+
+@dataclass
+class PanelResult:
+    title: str
+    series: list[tuple[str, Series]] = field(default_factory=list)  # (legend, series)
+
+
+@dataclass
+class Report:
+    files: list[Path] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)  # "dashboard / panel" with no data
+    failed: list[str] = field(default_factory=list)  # queries Prometheus refused
+
+
+class Prometheus:
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def _get(self, path: str, params: Mapping[str, str]) -> Any:
+        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as resp:
+                body = json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            raise QueryError(f"{params.get('query')}: {err.code} {err.read()[:300]!r}") from None
+        if body.get("status") != "success":
+            raise QueryError(f"{params.get('query')}: {body}")
+        return body["data"]["result"]
+
+    def instant(self, expr: str, at: float) -> list[Series]:
+        return [
+            Series(r["metric"], [float(r["value"][0])], [float(r["value"][1])])
+            for r in self._get("/api/v1/query", {"query": expr, "time": f"{at:.3f}"})
+        ]
+
+    def range(self, expr: str, start: float, end: float, step: int) -> list[Series]:
+        params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step}s"}
+        return [
+            Series(
+                r["metric"],
+                [float(t) for t, _ in r["values"]],
+                [float(v) for _, v in r["values"]],
+            )
+            for r in self._get("/api/v1/query_range", params)
+        ]
+
+
+def legend(template: str, labels: Mapping[str, str]) -> str:
+    if template in ("", "__auto"):
+        return ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "__name__") or "value"
+    out = template
+    for key, value in labels.items():
+        out = out.replace("{{" + key + "}}", value)
+    return out
+
+
+def format_value(value: float, unit: str) -> str:
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    if unit.startswith("currency"):
+        code = unit.removeprefix("currency")
+        symbol = CURRENCY_SYMBOLS.get(code)
+        return f"{symbol}{value:,.2f}" if symbol else f"{value:,.2f} {code}"
+    if unit.startswith("suffix:"):
+        return f"{value:,.2f} {unit.removeprefix('suffix:').strip()}"
+    if unit == "percent":
+        return f"{value:.1f}%"
+    if unit == "percentunit":
+        return f"{value * 100:.1f}%"
+    if unit == "s":
+        for size, name in ((86400, "day"), (3600, "hour"), (60, "min")):
+            if value >= size:
+                return f"{value / size:.1f} {name}"
+        return f"{value:.0f} s"
+    return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def threshold_color(value: float, defaults: Mapping[str, Any]) -> str:
+    steps = defaults.get("thresholds", {}).get("steps", [])
+    color = "green"
+    for step in steps:
+        if step.get("value") is None or value >= float(step["value"]):
+            color = step["color"]
+    return COLORS.get(color, color)
+
+
+def run_panel(
+    prometheus: Prometheus,
+    panel: Mapping[str, Any],
+    *,
+    end: float,
+    range_s: int,
+    step_s: int,
+    variables: Mapping[str, str],
+) -> PanelResult:
+    result = PanelResult(panel["title"])
+    for target in panel.get("targets", []):
+        expr = expand_variables(
+            target["expr"],
+            range_s=range_s,
+            interval_s=step_s,
+            rate_interval_s=max(4 * 15, step_s + 15),  # Grafana's, for a 15 s scrape interval
+            variables=variables,
+        )
+        if target.get("instant"):
+            found = prometheus.instant(expr, end)
+        else:
+            found = prometheus.range(expr, end - range_s, end, step_s)
+        for series in found:
+            result.series.append((legend(target.get("legendFormat", ""), series.labels), series))
+    return result
+
+
+def _style(ax: Axes, title: str) -> None:
+    ax.set_facecolor(PANEL)
+    ax.set_title(title, color=TEXT, fontsize=9, loc="left", pad=4)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.tick_params(colors=MUTED, labelsize=7)
+
+
+def _no_data(ax: Axes, text: str) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.text(0.5, 0.45, text or "No data", ha="center", va="center", color=MUTED, fontsize=11,
+            transform=ax.transAxes)  # fmt: skip
+
+
+def draw_stat(ax: Axes, result: PanelResult, defaults: Mapping[str, Any]) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    items = result.series[:4]
+    for i, (name, series) in enumerate(items):
+        value = series.values[-1]
+        x = (i + 0.5) / len(items)
+        ax.text(x, 0.5, format_value(value, defaults.get("unit", "")), ha="center", va="center",
+                fontsize=20 if len(items) == 1 else 14, fontweight="bold",
+                color=threshold_color(value, defaults), transform=ax.transAxes)  # fmt: skip
+        ax.text(x, 0.18, name, ha="center", va="center", fontsize=8, color=MUTED,
+                transform=ax.transAxes)  # fmt: skip
+
+
+def draw_gauge(ax: Axes, result: PanelResult, defaults: Mapping[str, Any]) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal")
+    items = result.series[:3]
+    top = float(defaults.get("max", 100))
+    ax.set_xlim(0, 2.4 * len(items))
+    ax.set_ylim(-0.6, 1.3)
+    for i, (name, series) in enumerate(items):
+        value = series.values[-1]
+        cx = 1.2 + 2.4 * i
+        ax.add_patch(Wedge((cx, 0), 1.0, 0, 180, width=0.25, color="#2c3235"))
+        # Threshold band on the outer edge, as Grafana's threshold markers.
+        steps = defaults.get("thresholds", {}).get("steps", [])
+        for j, step in enumerate(steps):
+            lo = 0.0 if step.get("value") is None else float(step["value"])
+            hi = float(steps[j + 1]["value"]) if j + 1 < len(steps) else top
+            a1, a0 = 180 - 180 * min(lo, top) / top, 180 - 180 * min(hi, top) / top
+            ax.add_patch(Wedge((cx, 0), 1.08, a0, a1, width=0.06,
+                               color=COLORS.get(step["color"], step["color"])))  # fmt: skip
+        angle = 180 - 180 * max(0.0, min(value, top)) / top
+        ax.add_patch(Wedge((cx, 0), 1.0, angle, 180, width=0.25,
+                           color=threshold_color(value, defaults)))  # fmt: skip
+        ax.text(cx, 0.12, format_value(value, defaults.get("unit", "")), ha="center",
+                va="center", fontsize=14, fontweight="bold", color=TEXT)  # fmt: skip
+        ax.text(cx, -0.35, name, ha="center", va="center", fontsize=8, color=MUTED)
+
+
+def draw_bargauge(ax: Axes, result: PanelResult, defaults: Mapping[str, Any]) -> None:
+    items = sorted(result.series, key=lambda item: item[1].values[-1], reverse=True)[:10]
+    names = [name for name, _ in items][::-1]
+    values = [series.values[-1] for _, series in items][::-1]
+    top = float(defaults.get("max", max(values) * 1.1 if values else 1))
+    ax.barh(names, [top] * len(values), color="#2c3235", height=0.6)
+    ax.barh(names, values, color=[threshold_color(v, defaults) for v in values], height=0.6)
+    for y, value in enumerate(values):
+        ax.text(top * 0.99, y, format_value(value, defaults.get("unit", "")), va="center",
+                ha="right", fontsize=8, color=TEXT)  # fmt: skip
+    ax.set_xlim(0, top)
+    ax.set_xticks([])
+    ax.tick_params(axis="y", colors=TEXT, labelsize=8)
+
+
+def draw_timeseries(
+    ax: Axes, result: PanelResult, defaults: Mapping[str, Any], custom: Mapping[str, Any]
+) -> None:
+    unit = defaults.get("unit", "")
+    stacked = custom.get("stacking", {}).get("mode") == "normal"
+    bars = custom.get("drawStyle") == "bars"
+    base: dict[float, float] = {}
+    for i, (name, series) in enumerate(result.series[:10]):
+        times = [datetime.fromtimestamp(t, UTC) for t in series.times]
+        color = PALETTE[i % len(PALETTE)]
+        if bars:
+            width = (series.times[1] - series.times[0]) / 86400 * 0.8 if len(times) > 1 else 0.001
+            ax.bar(times, series.values, width=width, color=color, label=name)
+        elif stacked:
+            bottom = [base.get(t, 0.0) for t in series.times]
+            top = [b + v for b, v in zip(bottom, series.values, strict=True)]
+            ax.fill_between(times, bottom, top, color=color, alpha=0.35, linewidth=0)
+            ax.plot(times, top, color=color, linewidth=1, label=name)
+            base.update(zip(series.times, top, strict=True))
+        else:
+            ax.plot(times, series.values, color=color, linewidth=1.2, label=name)
+    if custom.get("thresholdsStyle", {}).get("mode") == "line":
+        for step in defaults.get("thresholds", {}).get("steps", []):
+            if step.get("value") is not None:
+                ax.axhline(float(step["value"]), color=COLORS.get(step["color"]), linewidth=0.8,
+                           linestyle="--")  # fmt: skip
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: format_value(v, unit)))
+    ax.set_ylim(bottom=0)
+    ax.grid(color="#2c3235", linewidth=0.5)
+    ax.legend(loc="upper left", fontsize=6, frameon=False, labelcolor=TEXT, ncol=3)
+
+
+def draw_table(ax: Axes, result: PanelResult) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    columns = sorted({k for _, s in result.series for k in s.labels if k != "__name__"})
+    rows = [[s.labels.get(c, "") for c in columns] for _, s in result.series[:8]]
+    ax.text(0.01, 0.88, "   ".join(f"{c:<22}" for c in columns), color=TEXT, fontsize=7,
+            family="monospace", fontweight="bold", transform=ax.transAxes)  # fmt: skip
+    for i, row in enumerate(rows):
+        ax.text(0.01, 0.74 - i * 0.12, "   ".join(f"{v:<22}" for v in row), color=TEXT,
+                fontsize=7, family="monospace", transform=ax.transAxes)  # fmt: skip
+
+
+def draw_dashboard(
+    dashboard: Mapping[str, Any],
+    results: Mapping[int, PanelResult],
+    path: Path,
+    subtitle: str,
+) -> None:
+    panels: Sequence[Mapping[str, Any]] = dashboard["panels"]
+    rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels)
+    height = rows * GRID_ROW_INCHES + 0.7
+    fig = plt.figure(figsize=(16, height), facecolor=BACKGROUND)
+    fig.text(0.01, 1 - 0.25 / height, dashboard["title"], color=TEXT, fontsize=14,
+             fontweight="bold", va="top")  # fmt: skip
+    fig.text(0.99, 1 - 0.25 / height, subtitle, color=MUTED, fontsize=8, va="top", ha="right")
+    usable = (height - 0.6) / height
+    for panel in panels:
+        grid = panel["gridPos"]
+        left, width = grid["x"] / 24 + 0.004, grid["w"] / 24 - 0.008
+        top = usable * (1 - grid["y"] / rows)
+        h = usable * grid["h"] / rows
+        if panel["type"] == "row":
+            fig.text(left, top - h / 2, panel["title"], color=TEXT, fontsize=11,
+                     fontweight="bold", va="center")  # fmt: skip
+            continue
+        # Room for the title above, and for tick labels on charts.
+        pad = 0.16 / height
+        axis_room = 0.03 if panel["type"] == "timeseries" else 0.0
+        ax = fig.add_axes((left + axis_room, top - h + pad, width - axis_room, h - 2 * pad))
+        _style(ax, panel["title"])
+        result = results[panel["id"]]
+        defaults = panel.get("fieldConfig", {}).get("defaults", {})
+        if not result.series:
+            _no_data(ax, defaults.get("noValue", ""))
+        elif panel["type"] == "stat":
+            draw_stat(ax, result, defaults)
+        elif panel["type"] == "gauge":
+            draw_gauge(ax, result, defaults)
+        elif panel["type"] == "bargauge":
+            draw_bargauge(ax, result, defaults)
+        elif panel["type"] == "table":
+            draw_table(ax, result)
+        else:
+            draw_timeseries(ax, result, defaults, defaults.get("custom", {}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90, facecolor=BACKGROUND)
+    plt.close(fig)
+
+
+def render_pngs(
+    prometheus_url: str,
+    limits_path: Path,
+    out_dir: Path,
+    *,
+    range_s: int = 3 * 3600,
+    variables: Mapping[str, str] | None = None,
+    end: float | None = None,
+) -> Report:
+    limits = load_limits(limits_path)
+    prometheus = Prometheus(prometheus_url)
+    end = end if end is not None else time.time()
+    step_s = max(15, range_s // 240)
+    values = {"agent": ".*", "provider": ".*", "model": ".*", **(variables or {})}
+    report = Report()
+    subtitle = (
+        f"{datetime.fromtimestamp(end - range_s, UTC):%Y-%m-%d %H:%M} to "
+        f"{datetime.fromtimestamp(end, UTC):%H:%M} UTC, from {limits_path.name}"
+    )
+    for name, text in render_dashboards(limits, limits_path.name).items():
+        dashboard = json.loads(text)
+        results: dict[int, PanelResult] = {}
+        for panel in dashboard["panels"]:
+            if panel["type"] == "row":
+                continue
+            try:
+                results[panel["id"]] = run_panel(
+                    prometheus, panel, end=end, range_s=range_s, step_s=step_s, variables=values
+                )
+            except QueryError as err:
+                report.failed.append(f"{name} / {panel['title']}: {err}")
+                results[panel["id"]] = PanelResult(panel["title"])
+            if not results[panel["id"]].series:
+                report.empty.append(f"{name} / {panel['title']}")
+        path = out_dir / name.replace(".json", ".png")
+        draw_dashboard(dashboard, results, path, subtitle)
+        report.files.append(path)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prometheus", required=True, help="Prometheus base URL")
+    parser.add_argument("--limits", default="limits.yaml", type=Path)
+    parser.add_argument("--out", default=Path("docs/img"), type=Path)
+    parser.add_argument("--range", dest="range_s", default=3 * 3600, type=int,
+                        help="time range of the graphs in seconds (default 3 h)")  # fmt: skip
+    parser.add_argument("--var", action="append", default=[], metavar="NAME=REGEX",
+                        help="a dashboard variable, e.g. agent=cto (default: all)")  # fmt: skip
+    args = parser.parse_args(argv)
+    variables = dict(item.split("=", 1) for item in args.var)
+    report = render_pngs(
+        args.prometheus, args.limits, args.out, range_s=args.range_s, variables=variables
+    )
+    for path in report.files:
+        print(f"wrote {path}")
+    for item in report.empty:
+        print(f"no data: {item}", file=sys.stderr)
+    for item in report.failed:
+        print(f"query failed: {item}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

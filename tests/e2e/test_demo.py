@@ -1,0 +1,123 @@
+"""`make demo` runs scripts/demo.py: a bounded run works end to end, Ctrl-C and busy ports too.
+
+The demo is run on free ports (the defaults 4317/4318/9090/9093 may be taken on a shared
+machine) with its work directory under tmp_path.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.support.procs import free_port
+from tests.support.tools import ROOT
+
+pytestmark = pytest.mark.e2e
+
+DEMO = ROOT / "scripts" / "demo.py"
+PORT_FLAGS = (
+    "--otlp-grpc-port",
+    "--otlp-http-port",
+    "--prometheus-port",
+    "--alertmanager-port",
+    "--collector-metrics-port",
+    "--collector-health-port",
+)
+
+
+def _argv(tmp_path: Path, seconds: float, ports: dict[str, int]) -> list[str]:
+    argv = [sys.executable, str(DEMO), "--limits", "limits.yaml", "--seconds", str(seconds)]
+    argv += ["--workdir", str(tmp_path / "demo"), "--seed", "7", "--refresh", "2"]
+    for flag, port in ports.items():
+        argv += [flag, str(port)]
+    return argv
+
+
+def _free_ports() -> dict[str, int]:
+    return {flag: free_port() for flag in PORT_FLAGS}
+
+
+def _summary(stdout: str) -> dict[str, Any]:
+    [line] = [x for x in stdout.splitlines() if x.startswith("SUMMARY ")]
+    result: dict[str, Any] = json.loads(line.removeprefix("SUMMARY "))
+    return result
+
+
+def test_bounded_demo_shows_spend_and_the_intern_alert(tmp_path: Path) -> None:
+    seconds = 100
+    started = time.monotonic()
+    result = subprocess.run(
+        _argv(tmp_path, seconds, _free_ports()),
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin"},  # no GRAFANA_* from the caller
+    )
+    took = time.monotonic() - started
+    print(result.stdout[-4000:], result.stderr[-2000:])
+    assert result.returncode == 0, result.stderr
+    summary = _summary(result.stdout)
+    assert summary["stopped_by"] == f"--seconds {seconds}"
+    spend = summary["agents"]
+    # Every simulated agent, read back from Prometheus, spent something; unassigned tasks too.
+    for agent in ("ceo", "cto", "eng-backend", "intern"):
+        assert (spend.get(agent) or 0) > 0, spend
+    assert "_unassigned" in spend
+    # The intern overspends its daily budget of 1: its alert is at least pending by now.
+    assert any(a.endswith("{intern}") and "AgentBudget" in a for a in summary["alerts_seen"]), (
+        summary["alerts_seen"]
+    )
+    assert "intern" in result.stdout and "daily %" in result.stdout  # the table was shown
+    assert "everything shut down" in result.stdout
+    assert took < seconds + 90, f"the demo took {took:.0f}s to stop"
+
+
+def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
+    ports = _free_ports()
+    proc = subprocess.Popen(
+        _argv(tmp_path, 0, ports),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 90
+        for line in proc.stdout:
+            if "Ctrl-C stops everything" in line or time.monotonic() > deadline:
+                break
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "demo stopped (SIGINT)" in out
+    # Every server is gone: its port is free again.
+    for flag in ("--prometheus-port", "--alertmanager-port", "--otlp-http-port"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", ports[flag]))
+
+
+def test_a_busy_port_is_named_with_the_flag_to_change_it(tmp_path: Path) -> None:
+    ports = _free_ports()
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", ports["--prometheus-port"]))
+        blocker.listen()
+        result = subprocess.run(
+            _argv(tmp_path, 5, ports), capture_output=True, text=True, timeout=60, cwd=ROOT
+        )
+    assert result.returncode == 2
+    assert f"port {ports['--prometheus-port']}" in result.stderr
+    assert "--prometheus-port" in result.stderr
+    assert not (tmp_path / "demo").exists()  # nothing started, nothing written
