@@ -32,7 +32,7 @@ tools:
 	@bash scripts/build-tools.sh all
 
 generate: venv
-	$(VENV)/bin/budgetwatch render $(LIMITS) --output .
+	bash scripts/generate.sh $(LIMITS)
 
 lint: venv
 	$(VENV)/bin/ruff check instrumentation tests scripts

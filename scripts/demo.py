@@ -41,14 +41,14 @@ TOOLS_BIN = ROOT / ".tools" / "bin"
 # --- the simulated organization ------------------------------------------------------------
 
 # agent -> (model, mean cost per call, calls per second). The intern runs a big model far
-# too often: about 1.2 per minute against a daily budget of 1 in limits.yaml.
+# too often: about 1.5 per minute against a daily budget of 1 in limits.yaml.
 AGENTS: dict[str, tuple[str, float, float]] = {
     "ceo": ("claude-opus-4", 0.020, 0.20),
     "cto": ("claude-sonnet-4", 0.012, 0.40),
     "eng-backend": ("gpt-5", 0.006, 0.60),
     "eng-frontend": ("gpt-5-mini", 0.002, 0.60),
     "eng-qa": ("claude-sonnet-4", 0.004, 0.30),
-    "intern": ("claude-opus-4", 0.040, 0.50),
+    "intern": ("claude-opus-4", 0.050, 0.50),
 }
 PROVIDERS = {"claude": "anthropic", "gpt": "openai"}
 # A task's life: created (nobody assigned yet) -> assigned -> in_progress -> an end state.
@@ -244,20 +244,17 @@ class Ports:
 
 
 def render_rules(limits_path: Path, out: Path, interval: str) -> tuple[Any, list[Path]]:
-    from budgetwatch.rules import render_rule_files
-
+    """The rules `budgetwatch render` writes, evaluated every `interval` for a livelier demo."""
     from budgetwatch.limits import load_limits
+    from budgetwatch.rules import render_rule_files
 
     limits = load_limits(limits_path)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, text in render_rule_files(limits, limits_path.name).items():
-        doc = yaml.safe_load(text)
-        for group in doc.get("groups", []):
-            group["interval"] = interval  # the demo evaluates faster than production
-        header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    rendered = render_rule_files(limits, limits_path.name, evaluation_interval=interval)
+    for name, text in rendered.items():
         path = out / name
-        path.write_text(header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+        path.write_text(text)
         paths.append(path)
     return limits, paths
 
@@ -412,7 +409,8 @@ class Reader:
 
 
 def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+    """`spec` like "12.4f"; None (no such series, e.g. no limit) shows as a padded dash."""
+    return "-".rjust(int(spec.split(".")[0])) if value is None else format(value, spec)
 
 
 def render_table(snap: Snapshot, am_active: list[str], currency: str, notified: int) -> str:
@@ -452,7 +450,7 @@ def import_into_grafana(limits: Any, limits_name: str, prometheus_url: str) -> l
     }
     # Grafana's server must reach Prometheus: GRAFANA_PROMETHEUS_URL when it runs elsewhere.
     datasource = {
-        "name": "budgetwatch",
+        "name": "Prometheus (budgetwatch)",  # as dashboards/provisioning/datasources/
         "uid": "budgetwatch-prometheus",
         "type": "prometheus",
         "access": "proxy",
@@ -465,7 +463,7 @@ def import_into_grafana(limits: Any, limits_name: str, prometheus_url: str) -> l
             json.dumps(datasource).encode(),
             headers,
         )
-    done = [f"datasource budgetwatch -> HTTP {status}"]
+    done = [f"datasource budgetwatch-prometheus -> HTTP {status}"]
     for name, text in render_dashboards(limits, limits_name).items():
         payload = {"dashboard": json.loads(text), "overwrite": True}
         status, body = http(f"{base}/api/dashboards/db", json.dumps(payload).encode(), headers)

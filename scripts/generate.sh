@@ -20,7 +20,7 @@ if [[ ! -x $budgetwatch ]]; then
     }
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/budgetwatch-generate.XXXXXX")
+tmp=$(mktemp -d -t budgetwatch-generate.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
 "$budgetwatch" render "$limits" --output "$tmp" >/dev/null

@@ -136,6 +136,8 @@ def format_value(value: float, unit: str) -> str:
         for size, name in ((86400, "day"), (3600, "hour"), (60, "min")):
             if value >= size:
                 return f"{value / size:.1f} {name}"
+        if 0 < value < 1:
+            return f"{value * 1000:.3g} ms"
         return f"{value:.0f} s"
     return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
@@ -191,17 +193,24 @@ def _no_data(ax: Axes, text: str) -> None:
             transform=ax.transAxes)  # fmt: skip
 
 
-def draw_stat(ax: Axes, result: PanelResult, defaults: Mapping[str, Any]) -> None:
+def draw_stat(
+    ax: Axes, result: PanelResult, defaults: Mapping[str, Any], text_mode: str = "auto"
+) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     items = result.series[:4]
+    small = len(items) > 2
     for i, (name, series) in enumerate(items):
         value = series.values[-1]
         x = (i + 0.5) / len(items)
+        if text_mode == "name":  # an info metric: its label is the news, not its value
+            ax.text(x, 0.5, name, ha="center", va="center", fontsize=16, fontweight="bold",
+                    color=COLORS["blue"], transform=ax.transAxes)  # fmt: skip
+            continue
         ax.text(x, 0.5, format_value(value, defaults.get("unit", "")), ha="center", va="center",
-                fontsize=20 if len(items) == 1 else 14, fontweight="bold",
+                fontsize=20 if len(items) == 1 else 12 if small else 14, fontweight="bold",
                 color=threshold_color(value, defaults), transform=ax.transAxes)  # fmt: skip
-        ax.text(x, 0.18, name, ha="center", va="center", fontsize=8, color=MUTED,
+        ax.text(x, 0.18, name, ha="center", va="center", fontsize=6 if small else 8, color=MUTED,
                 transform=ax.transAxes)  # fmt: skip
 
 
@@ -209,7 +218,9 @@ def draw_gauge(ax: Axes, result: PanelResult, defaults: Mapping[str, Any]) -> No
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_aspect("equal")
-    items = result.series[:3]
+    ax.set_anchor("N")
+    # The fullest first: with many agents, those nearest their limits matter.
+    items = sorted(result.series, key=lambda item: item[1].values[-1], reverse=True)[:4]
     top = float(defaults.get("max", 100))
     ax.set_xlim(0, 2.4 * len(items))
     ax.set_ylim(-0.6, 1.3)
@@ -238,18 +249,27 @@ def draw_bargauge(ax: Axes, result: PanelResult, defaults: Mapping[str, Any]) ->
     names = [name for name, _ in items][::-1]
     values = [series.values[-1] for _, series in items][::-1]
     top = float(defaults.get("max", max(values) * 1.1 if values else 1))
-    ax.barh(names, [top] * len(values), color="#2c3235", height=0.6)
-    ax.barh(names, values, color=[threshold_color(v, defaults) for v in values], height=0.6)
-    for y, value in enumerate(values):
-        ax.text(top * 0.99, y, format_value(value, defaults.get("unit", "")), va="center",
-                ha="right", fontsize=8, color=TEXT)  # fmt: skip
+    rows = range(len(values))
+    # Grafana puts each name above its bar: a thin bar, the name and value over it.
+    ax.barh(rows, [top] * len(values), color="#2c3235", height=0.35, align="edge")
+    colors = [threshold_color(v, defaults) for v in values]
+    ax.barh(rows, [min(v, top) for v in values], color=colors, height=0.35, align="edge")
+    for y, (name, value) in enumerate(zip(names, values, strict=True)):
+        ax.text(0, y + 0.45, name, va="bottom", ha="left", fontsize=7, color=TEXT)
+        ax.text(top, y + 0.45, format_value(value, defaults.get("unit", "")), va="bottom",
+                ha="right", fontsize=7, color=TEXT)  # fmt: skip
     ax.set_xlim(0, top)
+    ax.set_ylim(0, max(len(values), 1))
     ax.set_xticks([])
-    ax.tick_params(axis="y", colors=TEXT, labelsize=8)
+    ax.set_yticks([])
 
 
 def draw_timeseries(
-    ax: Axes, result: PanelResult, defaults: Mapping[str, Any], custom: Mapping[str, Any]
+    ax: Axes,
+    result: PanelResult,
+    defaults: Mapping[str, Any],
+    custom: Mapping[str, Any],
+    span: tuple[float, float],
 ) -> None:
     unit = defaults.get("unit", "")
     stacked = custom.get("stacking", {}).get("mode") == "normal"
@@ -274,8 +294,10 @@ def draw_timeseries(
             if step.get("value") is not None:
                 ax.axhline(float(step["value"]), color=COLORS.get(step["color"]), linewidth=0.8,
                            linestyle="--")  # fmt: skip
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=7, tz=UTC))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))
     ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: format_value(v, unit)))
+    ax.set_xlim(*(datetime.fromtimestamp(t, UTC) for t in span))
     ax.set_ylim(bottom=0)
     ax.grid(color="#2c3235", linewidth=0.5)
     ax.legend(loc="upper left", fontsize=6, frameon=False, labelcolor=TEXT, ncol=3)
@@ -298,6 +320,7 @@ def draw_dashboard(
     results: Mapping[int, PanelResult],
     path: Path,
     subtitle: str,
+    span: tuple[float, float],
 ) -> None:
     panels: Sequence[Mapping[str, Any]] = dashboard["panels"]
     rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in panels)
@@ -326,7 +349,7 @@ def draw_dashboard(
         if not result.series:
             _no_data(ax, defaults.get("noValue", ""))
         elif panel["type"] == "stat":
-            draw_stat(ax, result, defaults)
+            draw_stat(ax, result, defaults, panel.get("options", {}).get("textMode", "auto"))
         elif panel["type"] == "gauge":
             draw_gauge(ax, result, defaults)
         elif panel["type"] == "bargauge":
@@ -334,7 +357,7 @@ def draw_dashboard(
         elif panel["type"] == "table":
             draw_table(ax, result)
         else:
-            draw_timeseries(ax, result, defaults, defaults.get("custom", {}))
+            draw_timeseries(ax, result, defaults, defaults.get("custom", {}), span)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90, facecolor=BACKGROUND)
     plt.close(fig)
@@ -375,7 +398,7 @@ def render_pngs(
             if not results[panel["id"]].series:
                 report.empty.append(f"{name} / {panel['title']}")
         path = out_dir / name.replace(".json", ".png")
-        draw_dashboard(dashboard, results, path, subtitle)
+        draw_dashboard(dashboard, results, path, subtitle, (end - range_s, end))
         report.files.append(path)
     return report
 

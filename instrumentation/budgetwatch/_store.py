@@ -34,7 +34,6 @@ PRICED: Final = 3
 UNPRICED: Final = 4
 FAILED: Final = 5
 _CALL_MASK: Final = 6
-OUTCOME_INDEX: Final = {"priced": PRICED, "unpriced": UNPRICED, "failed": FAILED}
 
 # Caps on values that are not agent ids (they come from code, but a bug could still pass
 # something unbounded such as a request id).

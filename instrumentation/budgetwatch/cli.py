@@ -139,6 +139,11 @@ def _render(limits: Limits, source: str, runbook_base_url: str | None) -> dict[s
         rules = importlib.import_module("budgetwatch.rules")
         dashboards = importlib.import_module("budgetwatch.dashboards")
     except ImportError as err:
+        if (err.name or "").startswith("grafana_foundation_sdk"):
+            raise CliError(
+                "rendering dashboards needs the Grafana SDK: pip install 'budgetwatch[dashboards]'",
+                EXIT_INTERNAL,
+            ) from None
         raise CliError(f"budgetwatch is incomplete: {err}", EXIT_INTERNAL) from None
     extra: dict[str, Any] = {}
     if runbook_base_url is not None:

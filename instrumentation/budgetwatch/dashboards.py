@@ -86,7 +86,7 @@ _PROMQL_WORDS = frozenset(
 _STRING_RE = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _BRACES_RE = re.compile(r"\{[^{}]*\}|\[[^\[\]]*\]")
 _GROUPING_RE = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
-_VARIABLE_RE = re.compile(r"\$\{[^}]*\}|\$\w+")
+_VARIABLE_RE = re.compile(r"\$\{[^}]*\}|\$[a-zA-Z_]\w*")  # not $1: a regex group
 _NAME_RE = re.compile(r"(?<![\w:.])([a-zA-Z_:][\w:]*)(?![\w:])(?!\s*\()")
 
 
@@ -149,6 +149,8 @@ class PanelDef:
     no_value: str = ""
     stack: bool = False
     bars: bool = False
+    show_name: bool = False  # a stat showing its series' name (an info metric's label)
+    agent_link: bool = False  # clicking an agent's value opens the agent detail dashboard
 
 
 @dataclass(frozen=True)
@@ -258,9 +260,16 @@ def overview_def(limits: Limits) -> DashboardDef:
                 "Limits revision in force",
                 "The revision of the limits file whose effective_from is the latest one not "
                 f"in the future ({ns}_budget_limits_info).",
-                [Query(f"max by (revision) ({ns}_budget_limits_info)", "{{revision}}", True)],
+                [
+                    Query(
+                        f"max by (revision) ({ns}_budget_limits_info)",
+                        "revision {{revision}}",
+                        instant=True,
+                    )
+                ],
                 width=3,
-                no_value="none yet",
+                no_value="none in force",
+                show_name=True,
             ),
             PanelDef(
                 "timeseries",
@@ -303,6 +312,7 @@ def overview_def(limits: Limits) -> DashboardDef:
                 width=12,
                 height=9,
                 stack=True,
+                agent_link=True,
             ),
             PanelDef(
                 "bargauge",
@@ -320,6 +330,7 @@ def overview_def(limits: Limits) -> DashboardDef:
                 width=12,
                 height=9,
                 budget_thresholds=True,
+                agent_link=True,
             ),
             PanelDef(
                 "table",
@@ -347,6 +358,10 @@ def agent_def(limits: Limits) -> DashboardDef:
     sel = _agent_sel()
     raw = _raw_sel()
     status = f"{ns}_task_status"
+    completed = _agent_sel(f'{status}="completed"')
+    failed = _agent_sel(f'{status}="failed"')
+    finished = _agent_sel(f'{status}=~"completed|failed"')
+    failed_calls = _agent_sel(f'{ns}_call_outcome="failed"')
     return DashboardDef(
         name="agent-detail",
         title=f"{limits.alert_prefix} agent budgets and tasks",
@@ -507,8 +522,7 @@ def agent_def(limits: Limits) -> DashboardDef:
                 "so each day's peak is that day's count.",
                 [
                     Query(
-                        f"sum by (gen_ai_agent_id) ({ns}_agent_tasks_day_to_date"
-                        f"{_agent_sel(f'{status}=' + chr(34) + 'completed' + chr(34))})",
+                        f"sum by (gen_ai_agent_id) ({ns}_agent_tasks_day_to_date{completed})",
                         "{{gen_ai_agent_id}}",
                     )
                 ],
@@ -523,7 +537,7 @@ def agent_def(limits: Limits) -> DashboardDef:
                     Query(
                         f"sum({ns}_agent_cost_day_to_date{sel}) / "
                         f"sum({ns}_agent_tasks_day_to_date"
-                        f"{_agent_sel(f'{status}=' + chr(34) + 'completed' + chr(34))})",
+                        f"{completed})",
                         "per task",
                         instant=True,
                     )
@@ -539,10 +553,9 @@ def agent_def(limits: Limits) -> DashboardDef:
                 "Tasks that failed today among those that completed or failed today.",
                 [
                     Query(
-                        f"sum({ns}_agent_tasks_day_to_date"
-                        f"{_agent_sel(f'{status}=' + chr(34) + 'failed' + chr(34))}) / "
-                        f"sum({ns}_agent_tasks_day_to_date"
-                        f"{_agent_sel(f'{status}=~' + chr(34) + 'completed|failed' + chr(34))})",
+                        # No failed task yet is a ratio of 0, not an empty panel.
+                        f"(sum({ns}_agent_tasks_day_to_date{failed}) or vector(0)) / "
+                        f"sum({ns}_agent_tasks_day_to_date{finished})",
                         "failed",
                         instant=True,
                     )
@@ -558,10 +571,9 @@ def agent_def(limits: Limits) -> DashboardDef:
                 "Share of the selected agents' LLM calls that failed, over the rate interval.",
                 [
                     Query(
-                        f"sum(rate({ns}_calls_total"
-                        f"{_agent_sel(f'{ns}_call_outcome=' + chr(34) + 'failed' + chr(34))}"
-                        f"[$__rate_interval])) / sum(rate({ns}_calls_total{sel}"
-                        "[$__rate_interval]))",
+                        f"(sum(rate({ns}_calls_total{failed_calls}[$__rate_interval]))"
+                        " or vector(0))"
+                        f" / sum(rate({ns}_calls_total{sel}[$__rate_interval]))",
                         "failed calls",
                     )
                 ],
@@ -623,6 +635,7 @@ def pipeline_def(limits: Limits) -> DashboardDef:
                 ],
                 width=9,
                 bars=True,
+                no_value="no event dropped",
             ),
             Row("OpenTelemetry Collector"),
             PanelDef(
@@ -666,12 +679,15 @@ def pipeline_def(limits: Limits) -> DashboardDef:
             PanelDef(
                 "timeseries",
                 "Remote-write queue",
-                "Batches waiting in the exporter's queue, and its capacity: a full queue "
-                "refuses new data.",
+                "How full the remote-write exporter's queue is (batches waiting over its "
+                "capacity). A full queue refuses new data: Prometheus is down or too slow.",
                 [
-                    Query("max(otelcol_exporter_queue_size)", "queued"),
-                    Query("max(otelcol_exporter_queue_capacity)", "capacity"),
+                    Query(
+                        "max(otelcol_exporter_queue_size) / max(otelcol_exporter_queue_capacity)",
+                        "queue used",
+                    ),
                 ],
+                unit="ratio",
                 width=8,
                 height=8,
             ),
@@ -697,9 +713,11 @@ def pipeline_def(limits: Limits) -> DashboardDef:
                 "percentages and silent alerts.",
                 [
                     Query(
-                        "sum by (rule_group) (increase(prometheus_rule_evaluation_failures_total"
-                        "[$__rate_interval]))",
-                        "{{rule_group}}",
+                        # rule_group is "<file>;<group>": show the group's name only.
+                        "label_replace(sum by (rule_group) (increase("
+                        "prometheus_rule_evaluation_failures_total[$__rate_interval])),"
+                        ' "group", "$1", "rule_group", ".*;(.*)")',
+                        "{{group}}",
                     )
                 ],
                 width=12,
@@ -790,6 +808,8 @@ def _panel(spec: PanelDef, limits: Limits) -> Any:
             .reduce_options(_last_value())
             .graph_mode(common_model.BigValueGraphMode.NONE)
         )
+        if spec.show_name:
+            panel = panel.text_mode(common_model.BigValueTextMode.NAME)
     elif spec.kind == "gauge":
         # The scale reaches past the exhausted threshold so that an overrun still shows.
         panel = (
@@ -853,6 +873,18 @@ def _panel(spec: PanelDef, limits: Limits) -> Any:
     )
     if spec.no_value:
         panel = panel.no_value(spec.no_value)
+    if spec.agent_link:
+        detail = dashboard_uid(limits.namespace, "agent-detail")
+        panel = panel.data_links(
+            [
+                dash_builder.DashboardLink("Agent detail for ${__field.labels.gen_ai_agent_id}")
+                .type(dash_model.DashboardLinkType.LINK)
+                .url(
+                    f"/d/{detail}?var-agent=${{__field.labels.gen_ai_agent_id}}"
+                    "&${datasource:queryparam}&${__url_time_range}"
+                )
+            ]
+        )
     for index, query in enumerate(spec.queries):
         panel = panel.with_target(_target(query, chr(ord("A") + index)))
     return panel

@@ -96,14 +96,14 @@ class Names:
         return f"{self.ns}_agent_budget_{window}_limit"
 
     def org_percent(self, window: Window) -> str:
-        return f"{self.ns}_budget_daily_used_percent" if window == "daily" else (
-            f"{self.ns}_budget_used_percent"
-        )
+        if window == "daily":
+            return f"{self.ns}_budget_daily_used_percent"
+        return f"{self.ns}_budget_used_percent"
 
     def agent_percent(self, window: Window) -> str:
-        return f"{self.ns}_agent_budget_used_percent" if window == "daily" else (
-            f"{self.ns}_agent_budget_monthly_used_percent"
-        )
+        if window == "daily":
+            return f"{self.ns}_agent_budget_used_percent"
+        return f"{self.ns}_agent_budget_monthly_used_percent"
 
     @property
     def agent_tasks_day_to_date(self) -> str:
@@ -269,7 +269,9 @@ def _org_limit_term(names: Names, revision: Revision, window: Window) -> str | N
 
 def _agent_limit_term(names: Names, revision: Revision, window: Window) -> str | None:
     limits = revision.agent_limits(window)
-    explicit = [constant(value, AGENT, agent) for agent, value in limits.items() if value is not None]
+    explicit = [
+        constant(value, AGENT, agent) for agent, value in limits.items() if value is not None
+    ]
     default = revision.default_limit(window)
     parts: list[str] = []
     if explicit:
@@ -340,9 +342,7 @@ def recording_groups(limits: Limits, interval: str = DEFAULT_EVALUATION_INTERVAL
         org = _over_revisions(revisions, [_org_limit_term(names, r, window) for r in revisions])
         if org is not None:
             cost_rules.append(_rule(names.org_limit(window), org))
-        agent = _over_revisions(
-            revisions, [_agent_limit_term(names, r, window) for r in revisions]
-        )
+        agent = _over_revisions(revisions, [_agent_limit_term(names, r, window) for r in revisions])
         if agent is not None:
             cost_rules.append(_rule(names.agent_limit(window), agent))
     spend = {
@@ -400,11 +400,9 @@ def alert_names(limits: Limits) -> dict[str, str]:
 
 def _query_value(series: str, agent: bool) -> str:
     """Template text printing the current value of `series` (for this alert's agent)."""
-    if agent:
-        selector = f'printf "{series}{{{AGENT}=%q}}" $labels.{AGENT}'
-    else:
-        selector = f'"{series}"'
-    return f'{{{{ with {selector} | query }}}}{{{{ . | first | value | printf "%.2f" }}}}{{{{ end }}}}'
+    selector = f'printf "{series}{{{AGENT}=%q}}" $labels.{AGENT}' if agent else f'"{series}"'
+    value = '{{ . | first | value | printf "%.2f" }}'
+    return f"{{{{ with {selector} | query }}}}{value}{{{{ end }}}}"
 
 
 def alert_groups(
@@ -444,13 +442,13 @@ def alert_groups(
                         "labels": labels,
                         "annotations": {
                             "summary": (
-                                f"{who} used {{{{ $value | printf \"%.1f\" }}}}% of its "
+                                f'{who} used {{{{ $value | printf "%.1f" }}}}% of its '
                                 f"{window} budget"
                             ),
                             "description": (
                                 f"{who} has spent {spent} {currency} {when} of its {window} "
                                 f"limit of {of_limit} {currency} "
-                                f"({{{{ $value | printf \"%.1f\" }}}}%, {level} at {threshold}%)."
+                                f'({{{{ $value | printf "%.1f" }}}}%, {level} at {threshold}%).'
                             ),
                             "runbook_url": f"{runbook_base_url}#{anchors[alertname]}",
                         },
@@ -484,8 +482,7 @@ def alert_groups(
             "alert": absent,
             # Cost series existed in the last hour and none has had a sample for 5 minutes.
             "expr": (
-                f"absent({names.cost_total})\n"
-                f"and on() (max_over_time({names.cost_series}[1h]) > 0)"
+                f"absent({names.cost_total})\nand on() (max_over_time({names.cost_series}[1h]) > 0)"
             ),
             "for": "5m",
             "labels": {"severity": "critical"},

@@ -189,7 +189,11 @@ def import_synthorg(
         f"    effective_from: {start.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}",
         "    org:",
         f"      monthly: {org_monthly}  # SynthOrg total_monthly",
-        "      # daily absent: the monthly budget prorated over the billing period, as SynthOrg",
+        *(
+            ["      # daily absent: the monthly budget prorated over the billing period"]
+            if total
+            else []
+        ),
         "    agent_defaults:",
         f"      daily: {agent_daily}  # SynthOrg per_agent_daily_limit",
         "    agents: {}",

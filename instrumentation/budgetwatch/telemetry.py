@@ -237,8 +237,13 @@ class BudgetTelemetry:
         """Export everything recorded so far; True when the export succeeded.
 
         A series seen for the first time is exported as 0 and then, in a second export a few
-        milliseconds later, with its total (contract section 2).
+        milliseconds later, with its total (contract section 2). After shutdown(): False.
         """
+        if self._closed:
+            return False
+        return self._flush(timeout_s)
+
+    def _flush(self, timeout_s: float) -> bool:
         try:
             if self._pipeline is None:
                 assert self._app_provider is not None
@@ -265,7 +270,7 @@ class BudgetTelemetry:
             self._closed = True
         try:
             timeout = (self._settings.timeout_s if self._settings else None) or 10.0
-            ok = self.force_flush(timeout)
+            ok = self._flush(timeout)
             if self._pipeline is not None:
                 # The reader's shutdown exports once more; after a failed flush (collector
                 # down) give that last try only a moment, so exit is not held up for long.

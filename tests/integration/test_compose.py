@@ -115,6 +115,21 @@ def test_collector_environment_uses_the_documented_variables(resolved: dict[str,
     assert env["BUDGETWATCH_OTLP_HTTP_ENDPOINT"] == "0.0.0.0:4318"
 
 
+def test_grafana_gets_every_variable_its_provisioning_reads(resolved: dict[str, Any]) -> None:
+    env = resolved["services"]["grafana"]["environment"]
+    provisioning = ROOT / "dashboards" / "provisioning"
+    wanted = {
+        name
+        for path in provisioning.rglob("*.yaml")
+        for name in re.findall(r"\$\{(\w+)\}", path.read_text())
+    }
+    assert wanted, "no provisioning files read a variable: update this test"
+    assert wanted <= env.keys(), wanted - env.keys()
+    # The dashboards provider reads the directory compose.yaml mounts the dashboards at.
+    mounts = [v.split(":")[1] for v in resolved["services"]["grafana"]["volumes"]]
+    assert env["BUDGETWATCH_DASHBOARDS_DIR"] in mounts
+
+
 def test_docker_compose_really_validates(tmp_path: Path) -> None:
     # Guards the tests above: a wrong key must be refused, not passed through.
     broken = tmp_path / "compose.yaml"

@@ -311,6 +311,35 @@ def test_every_series_a_panel_uses_exists(stack: Stack) -> None:
     assert stack.prometheus.query(dropped), "the ledger's dropped event never arrived"
 
 
+def _selector_names(node: Any) -> set[str]:
+    """Metric names in a Prometheus /api/v1/parse_query syntax tree."""
+    names: set[str] = set()
+    if isinstance(node, dict):
+        if node.get("type") in ("vectorSelector", "matrixSelector") and node.get("name"):
+            names.add(node["name"])
+        for value in node.values():
+            names |= _selector_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            names |= _selector_names(value)
+    return names
+
+
+def test_series_list_agrees_with_prometheus_parser(stack: Stack) -> None:
+    """dashboards.series_used (which render relies on) finds what PromQL's own parser finds."""
+    checked = 0
+    for dashboard in stack.dashboards.values():
+        for panel in _panels(dashboard):
+            for target in panel["targets"]:
+                expr = expand_variables(
+                    target["expr"], range_s=300, interval_s=5, rate_interval_s=60, variables=ALL
+                )
+                tree = stack.prometheus.api("/api/v1/parse_query", query=expr)
+                assert _selector_names(tree) == series_used(target["expr"]), expr
+                checked += 1
+    assert checked >= 30
+
+
 def _panel(stack: Stack, file: str, title: str) -> dict[str, Any]:
     for panel in _panels(stack.dashboards[file]):
         if panel["title"] == title:
@@ -372,6 +401,16 @@ def test_agent_detail_filters_by_agent(stack: Stack) -> None:
     assert _close(per_task[""], 3.5), per_task
     failure = _values(stack, file, "Task failure ratio today", "", cto)
     assert _close(failure[""], 1 / 3), failure
+
+
+def test_agent_detail_with_several_agents(stack: Stack) -> None:
+    # Grafana puts a multi-value selection into a regex matcher as (a|b).
+    two = {**ALL, "agent": "(cto|intern)"}
+    file = "budget-agent-detail.json"
+    spent = _values(stack, file, "Spend today", "gen_ai_agent_id", two)
+    assert spent == {"cto": 7.0, "intern": 1.5}, spent
+    percent = _values(stack, file, "Daily budget used", "gen_ai_agent_id", two)
+    assert _close(percent["intern"], 75.0) and _close(percent["cto"], 35.0), percent
 
 
 def test_agent_detail_tasks_by_status_for_all_agents(stack: Stack) -> None:

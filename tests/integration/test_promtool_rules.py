@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.support.tools import ROOT, run_tool
+
 from budgetwatch.limits import load_limits
 from budgetwatch.rules import alert_names, render_rule_files
-from tests.support.tools import ROOT, run_tool
 
 TESTS_DIR = ROOT / "alerts" / "tests"
 LIMITS_DIR = TESTS_DIR / "limits"
@@ -58,8 +59,9 @@ def test_there_are_promtool_test_files() -> None:
     assert {"day_to_date.yml", "alerts.yml", "limits.yml", "escaping.yml"} <= names
 
 
-@pytest.mark.parametrize("limits_file", sorted(LIMITS_DIR.glob("*.yaml")) + [ROOT / "limits.yaml"],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "limits_file", [*sorted(LIMITS_DIR.glob("*.yaml")), ROOT / "limits.yaml"], ids=lambda p: p.name
+)
 def test_promtool_check_rules(limits_file: Path, tmp_path: Path) -> None:
     files = _render(limits_file, tmp_path)
     result = run_tool("promtool", "check", "rules", *files)

@@ -40,24 +40,18 @@ from .webhook import WebhookReceiver
 APP_DRIVER = ROOT / "tests" / "e2e" / "app_driver.py"
 
 
-def render_rules(limits_path: Path, out_dir: Path, rule_interval: str | None) -> list[Path]:
-    """Rules rendered by budgetwatch from `limits_path` into `out_dir`.
-
-    `rule_interval` overrides each group's own `interval:` (the generator may set one) so that
-    tests evaluate rules every second instead of waiting on production intervals.
-    """
+def render_rules(limits_path: Path, out_dir: Path, rule_interval: str) -> list[Path]:
+    """Rules rendered by budgetwatch from `limits_path` into `out_dir`, as `budgetwatch render`
+    would, but evaluated every `rule_interval` so tests do not wait on production intervals."""
+    from budgetwatch.limits import load_limits
     from budgetwatch.rules import render_rule_files
 
-    from budgetwatch.limits import load_limits
-
     out_dir.mkdir(parents=True, exist_ok=True)
+    rendered = render_rule_files(
+        load_limits(limits_path), limits_path.name, evaluation_interval=rule_interval
+    )
     paths = []
-    for name, text in render_rule_files(load_limits(limits_path), limits_path.name).items():
-        if rule_interval is not None:
-            doc = yaml.safe_load(text)
-            for group in doc.get("groups", []):
-                group["interval"] = rule_interval
-            text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    for name, text in rendered.items():
         path = out_dir / name
         path.write_text(text)
         paths.append(path)

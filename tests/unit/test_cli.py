@@ -336,3 +336,16 @@ def test_import_synthorg_bad_input_has_no_traceback(tmp_path: Path) -> None:
         f"budgetwatch import-synthorg: {config}: budget.reset_day: must be an integer from "
         "1 to 28, got 30\n"
     )
+
+
+def test_render_without_the_grafana_sdk_says_which_extra_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # None in sys.modules makes an import fail as if the package were not installed.
+    sdk = [m for m in sys.modules if m.split(".")[0] == "grafana_foundation_sdk"]
+    for name in {"grafana_foundation_sdk", *sdk}:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "budgetwatch.dashboards", raising=False)
+    assert cli.main(["render", str(LIMITS), "-o", str(tmp_path / "out")]) == 1
+    assert "pip install 'budgetwatch[dashboards]'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -7,6 +7,7 @@ and dashboards/provisioning/, and change nothing when the render fails.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -46,7 +47,7 @@ def make_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     fake = tmp_path / "fake-budgetwatch"
     fake.write_text(FAKE.format(python=sys.executable))
     fake.chmod(0o755)
-    return repo, {"BUDGETWATCH": str(fake), "PATH": "/usr/bin:/bin", "TMPDIR": str(tmp_path)}
+    return repo, {"BUDGETWATCH": str(fake), "PATH": os.environ["PATH"], "TMPDIR": str(tmp_path)}
 
 
 def generate(repo: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -159,7 +159,7 @@ def test_variables_fit_the_dashboards(shipped: dict[str, dict[str, Any]]) -> Non
     for file, dashboard in shipped.items():
         defined = set(names[file])
         for expr in _exprs(dashboard):
-            used = set(re.findall(r"\$(\w+)", expr)) - {
+            used = set(re.findall(r"\$([a-zA-Z_]\w*)", expr)) - {
                 "__range",
                 "__interval",
                 "__rate_interval",
@@ -352,3 +352,16 @@ def test_importing_budgetwatch_does_not_import_the_sdk() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_agent_panels_link_to_the_agent_dashboard(shipped: dict[str, dict[str, Any]]) -> None:
+    detail_uid = shipped["budget-agent-detail.json"]["uid"]
+    linked = {
+        p["title"]: p["fieldConfig"]["defaults"]["links"][0]["url"]
+        for p in _panels(shipped["budget-overview.json"])
+        if p["fieldConfig"]["defaults"].get("links")
+    }
+    assert set(linked) == {"Spend today by agent", "Top agents by daily budget used"}
+    for url in linked.values():
+        assert url.startswith(f"/d/{detail_uid}?var-agent=${{__field.labels.gen_ai_agent_id}}")
+        assert "${datasource:queryparam}" in url and "${__url_time_range}" in url

@@ -42,3 +42,20 @@ def test_import_and_record_loads_no_limits_rules_dashboards_cli_pydantic_or_yaml
 def test_the_check_would_see_a_heavy_import() -> None:
     # Guards the test above against passing vacuously.
     assert "yaml" in loaded_after("import yaml")
+
+
+def test_the_cli_and_generators_never_load_the_runtime_exporter_wiring() -> None:
+    modules = loaded_after(
+        """
+        import budgetwatch.cli, budgetwatch.limits, budgetwatch.rules
+        budgetwatch.__version__
+        """
+    )
+    assert "budgetwatch.cli" in modules  # the check itself works
+    runtime = (
+        "opentelemetry",
+        "budgetwatch.telemetry",
+        "budgetwatch._pipeline",
+        "budgetwatch._otlp",
+    )
+    assert not {m for m in modules for r in runtime if m == r or m.startswith(r + ".")}

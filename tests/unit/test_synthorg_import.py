@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -149,3 +150,21 @@ def test_output_header_names_the_file_not_its_directory(tmp_path: Path) -> None:
     result = import_synthorg_file(str(path), effective_from=WHEN)
     assert result.text.startswith("# Imported by budgetwatch import-synthorg from company.yaml ")
     assert str(tmp_path) not in result.text
+
+
+SYNTHORG = Path(__file__).resolve().parents[1] / "testdata" / "synthorg"
+
+
+@pytest.mark.parametrize("name", ["company", "disabled"])
+def test_import_golden(name: str) -> None:
+    """tests/testdata/synthorg/<name>.yaml imports exactly to <name>.limits.yaml.
+
+    Regenerate after a deliberate change with BUDGETWATCH_UPDATE_GOLDEN=1.
+    """
+    config = SYNTHORG / f"{name}.yaml"
+    result = import_synthorg_file(str(config), effective_from=WHEN)
+    expected = SYNTHORG / f"{name}.limits.yaml"
+    if os.environ.get("BUDGETWATCH_UPDATE_GOLDEN") == "1":
+        expected.write_text(result.text, encoding="utf-8")
+    assert result.text == expected.read_text(encoding="utf-8")
+    assert parse_limits(result.text, expected.name).revisions[0].effective_from == WHEN

@@ -11,6 +11,8 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from tests.support.otlp_receiver import OtlpReceiver, sdk_values
 
 from budgetwatch import BudgetTelemetry
+from budgetwatch._store import REASONS
 
 AGENT = "gen_ai.agent.id"
 Values = dict[tuple[str, frozenset[tuple[str, Any]]], float]
@@ -95,6 +98,13 @@ def test_bad_input_does_not_raise_and_the_drop_is_counted(
     assert harness.dropped(values) == {reason: 2}
 
 
+def test_every_reason_is_known_and_documented() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "instrumentation.md").read_text()
+    assert {reason for _, _, reason in CASES} <= set(REASONS)
+    for reason in REASONS:
+        assert f"`{reason}`" in docs, f"{reason} is not in docs/instrumentation.md"
+
+
 def test_bad_cost_keeps_the_call_and_its_tokens_as_unpriced(harness: Harness) -> None:
     harness.telemetry.record_cost("a", math.nan, provider="p", model="m", input_tokens=7)
     values = harness.values()
@@ -121,10 +131,11 @@ def test_bad_agent_type_is_kept_under_unassigned(harness: Harness) -> None:
 def test_other_numeric_costs_are_accepted(harness: Harness) -> None:
     harness.telemetry.record_cost("a", 2)  # int
     harness.telemetry.record_cost("a", Decimal("0.5"))  # type: ignore[arg-type]
+    harness.telemetry.record_cost("a", Fraction(1, 4))  # type: ignore[arg-type]
     harness.telemetry.record_cost("a", 0.0)  # free calls exist (cached prompts, local models)
     values = harness.values()
-    assert harness.metric(values, "synthorg.cost", **{AGENT: "a"}) == 2.5
-    assert harness.metric(values, "synthorg.calls", **{AGENT: "a"}) == 3
+    assert harness.metric(values, "synthorg.cost", **{AGENT: "a"}) == 2.75
+    assert harness.metric(values, "synthorg.calls", **{AGENT: "a"}) == 4
     assert harness.dropped(values) == {}
 
 
@@ -216,20 +227,20 @@ def test_max_series_and_provider_caps_fold_and_count() -> None:
 def test_a_down_slow_or_failing_collector_never_slows_recording() -> None:
     with OtlpReceiver() as receiver:
         receiver.status = 500
-        receiver.delay_s = 0.5
+        receiver.delay_s = 1.0
         telemetry = BudgetTelemetry(
             "svc", endpoint=receiver.base_url, export_interval_s=0.05, timeout_s=1
         )
         start = time.perf_counter()
         worst, calls = 0.0, 0
         # Record until exports have failed (slowly) several times meanwhile.
-        while receiver.refused < 3 and time.perf_counter() - start < 20:
+        while receiver.refused < 2 and time.perf_counter() - start < 20:
             t0 = time.perf_counter()
             telemetry.record_cost(f"agent-{calls % 20}", 0.01)
             telemetry.record_task(f"agent-{calls % 20}", "completed")
             worst = max(worst, time.perf_counter() - t0)
             calls += 1
-        assert receiver.refused >= 3
+        assert receiver.refused >= 2
         assert telemetry.force_flush(0.5) is False
         receiver.status = 200
         receiver.delay_s = 0
@@ -238,5 +249,6 @@ def test_a_down_slow_or_failing_collector_never_slows_recording() -> None:
         assert receiver.value(
             "synthorg.tasks", {AGENT: "agent-0", "synthorg.task.status": "completed"}
         )
-    # Recording never waited on the network (each failed export took >= 0.5 s).
-    assert worst < 0.1
+    # Recording never waited on the network: each failed export took >= 1 s; the margin
+    # below that is for a loaded CI machine.
+    assert worst < 0.5, f"slowest record call took {worst:.3f}s"

@@ -186,5 +186,6 @@ def test_shutdown_flushes_and_is_idempotent(receiver: OtlpReceiver) -> None:
     received = len(receiver.requests)
     assert receiver.value("synthorg.cost", cost_attrs("cto", "_unknown", "_unknown")) == 0.5
     telemetry.record_cost("cto", 1.0)  # after shutdown: accepted silently, not exported
+    assert telemetry.force_flush(1) is False
     telemetry.shutdown()
     assert len(receiver.requests) == received
