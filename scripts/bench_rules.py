@@ -428,6 +428,29 @@ def wait_evaluations(prom: Prometheus, rounds: int, timeout: float) -> list[dict
     return groups
 
 
+def sanity_checks(prom: Prometheus, ds: Dataset, today: int) -> dict[str, tuple[float, float]]:
+    """Recorded org spend against what the data set spent: {series: (recorded, expected)}.
+
+    A benchmark of rules that compute the wrong figure would be worthless. Expected values are
+    taken at the recorded sample's timestamp, from the last raw sample before it.
+    """
+    rate = sum(ds.per_minute) / 60
+    out: dict[str, tuple[float, float]] = {}
+    for series, since in (
+        (f"{ds.namespace}_cost_day_to_date", today),
+        (f"{ds.namespace}_cost_period_to_date", ds.start),  # the data begins in this period
+    ):
+        result = prom.query(f"timestamp({series})")
+        values = prom.query(series)
+        if not result or not values:
+            out[series] = (float("nan"), float("nan"))
+            continue
+        at = float(result[0]["value"][1])
+        last_raw = at - at % ds.interval
+        out[series] = (float(values[0]["value"][1]), rate * (last_raw - since))
+    return out
+
+
 @dataclass
 class Result:
     agents: int
@@ -441,6 +464,7 @@ class Result:
     rss_peak: float
     heap: float
     head_series: float
+    checks: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def bench(args: argparse.Namespace, agents: int, files: dict[str, str], scratch: Path) -> Result:
@@ -503,6 +527,7 @@ def bench(args: argparse.Namespace, agents: int, files: dict[str, str], scratch:
                     }
                 )
         metrics = self_metrics(prom)
+        checks = sanity_checks(prom, ds, today)
         return Result(
             agents=agents,
             series=len(ds.labels),
@@ -515,6 +540,7 @@ def bench(args: argparse.Namespace, agents: int, files: dict[str, str], scratch:
             rss_peak=peak_rss(prom),
             heap=metrics.get("go_memstats_heap_inuse_bytes", float("nan")),
             head_series=metrics.get("prometheus_tsdb_head_series", float("nan")),
+            checks=checks,
         )
     finally:
         feeder.stop()
@@ -538,6 +564,12 @@ def report(results: Sequence[Result], interval: int) -> str:
             f" | {sum(r.rules_backfill_s):.0f} s | {r.rss / mib:.0f} MiB"
             f" | {r.rss_peak / mib:.0f} MiB | {r.heap / mib:.0f} MiB | {r.head_series:,.0f} |"
         )
+    lines += ["", "| agents | check | recorded | expected from the data | error |"]
+    lines.append("|---:|---|---:|---:|---:|")
+    for r in results:
+        for name, (got, want) in r.checks.items():
+            error = (got - want) / want * 100 if want else float("nan")
+            lines.append(f"| {r.agents:,} | {name} | {got:,.2f} | {want:,.2f} | {error:+.3f} % |")
     lines += ["", "| agents | rule group | rules | evaluation time (s), each round | max samples |"]
     lines.append("|---:|---|---:|---|---:|")
     for r in results:
@@ -569,7 +601,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rules-dir", help="benchmark these rule files instead of rendering")
     parser.add_argument("--namespace", default="synthorg")
     parser.add_argument("--eval-interval", default="30s", help="rule evaluation interval")
-    parser.add_argument("--backfill-step", default="1m", help="step of the recorded history")
+    parser.add_argument(
+        "--backfill-step", default="5m", help="step of the recorded history (coarser: faster)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="evaluations to observe")
     parser.add_argument("--workdir", help="scratch directory (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the data directories")

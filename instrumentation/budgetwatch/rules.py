@@ -9,9 +9,10 @@ explains every series and the accuracy of each; the short version of the method:
   agent and process, recorded at each evaluation.
 * Day-to-date of one process = its last value today - its last value before 00:00 UTC (0 when
   born today) + the values it had before each counter reset today. "Last value today" reads
-  the helper through a `[1d:5m]` subquery masked to today's steps, so processes that stopped
-  earlier today still count; resets are caught between two evaluations and remembered in a
-  sparse helper labelled with the day.
+  the helper through subqueries masked to today's steps, so processes that stopped
+  earlier today still count (a `[2h:5m]` helper read at hourly steps over the day: 48 points
+  per process, not 288); resets are caught between two evaluations and remembered in a sparse
+  helper labelled with the day.
 * Period-to-date = the day-to-date recorded just before each midnight of the billing period
   (a `[31d:1d]` subquery: one point per agent and day) + today's day-to-date.
 * Limits are constant series, one rule per series, each revision bounded in time by its
@@ -41,8 +42,8 @@ ALERTS_FILE = "budget-alerts.yml"
 
 DAY = 86400
 AGENT = "gen_ai_agent_id"
-# Steps of the "last value today" subquery: with Prometheus' default 5 m lookback, a 5 m step
-# sees every series that had a sample today, at 288 points per series and day.
+# Step of the "last value" subquery: with Prometheus' default 5 m lookback, a 5 m step sees
+# every sample of a series recorded at least every 5 minutes.
 LAST_TODAY_STEP = "5m"
 
 Window = Literal["daily", "monthly"]
@@ -179,7 +180,9 @@ def _instance_day_to_date_rules(names: Names, c: Counter) -> tuple[list[dict[str
     total = names.helper(c.level, "sum")
     base = names.helper(c.level, "day_start")
     carry = names.helper(c.level, "reset_carry")
+    recent = names.helper(c.level, "last_2h")
     last = names.helper(c.level, "last_today")
+    today = f"vector(time()) >= {c.day_start_helper} @ end()"
     rules = [
         # One counter per agent and process: a process' series all reset together.
         _rule(total, f"sum by ({c.by_instance}) ({c.raw})"),
@@ -199,12 +202,18 @@ def _instance_day_to_date_rules(names: Names, c: Counter) -> tuple[list[dict[str
             f"(({total} offset 1ms) > ({total} + 1e-9 * ({total} offset 1ms)))\n"
             f"* on() group_left(day) {_now_day_label()}",
         ),
-        # Last value today, of live processes (now) and of those that stopped today.
+        # Last value today within the last 2 hours (a 5m step sees every sample with the
+        # default 5m lookback). Kept 2 h so that the hourly reads below overlap.
+        _rule(
+            recent,
+            f"last_over_time(\n  ({total} and on() ({today}))[2h:{LAST_TODAY_STEP}]\n)",
+        ),
+        # Last value today of every process, alive (now) or stopped earlier today (the 2 h
+        # helper read once an hour): 24 + 24 points per process instead of 288.
         _rule(
             last,
-            f"{total}\nor\nlast_over_time(\n"
-            f"  ({total} and on() (vector(time()) >= {c.day_start_helper} @ end()))"
-            f"[1d:{LAST_TODAY_STEP}]\n)",
+            f"{total}\nor\n{recent}\nor\nlast_over_time(\n"
+            f"  ({recent} and on() (vector(time()) > {c.day_start_helper} @ end()))[1d:1h]\n)",
         ),
     ]
     carried_today = (
@@ -398,11 +407,19 @@ def alert_names(limits: Limits) -> dict[str, str]:
     return out
 
 
-def _query_value(series: str, agent: bool) -> str:
-    """Template text printing the current value of `series` (for this alert's agent)."""
-    selector = f'printf "{series}{{{AGENT}=%q}}" $labels.{AGENT}' if agent else f'"{series}"'
-    value = '{{ . | first | value | printf "%.2f" }}'
-    return f"{{{{ with {selector} | query }}}}{value}{{{{ end }}}}"
+def _query_value(series: str) -> str:
+    """Template text printing the current value of a label-less series, two decimals."""
+    return (
+        f'{{{{ with "{series}" | query }}}}{{{{ . | first | value | printf "%.2f" }}}}{{{{ end }}}}'
+    )
+
+
+def _with_limit_label(limit_series: str) -> str:
+    """`* on(agent) group_left(limit) ...`: adds the agent's limit as label `limit`."""
+    return (
+        f"* on({AGENT}) group_left(limit) (\n"
+        f'  count_values by ({AGENT}) ("limit", {limit_series}) * 0 + 1\n)'
+    )
 
 
 def alert_groups(
@@ -416,9 +433,11 @@ def alert_groups(
     currency = limits.currency
     thresholds = limits.thresholds
     spend = {
-        "daily": (names.cost_day_to_date, names.agent_cost_day_to_date, "today (UTC)"),
-        "monthly": (names.cost_period_to_date, names.agent_cost_period_to_date, "this period"),
+        "daily": (names.cost_day_to_date, "today (UTC)"),
+        "monthly": (names.cost_period_to_date, "this period"),
     }
+    pct = '{{ $value | printf "%.1f" }}'
+    agent = f"{{{{ $labels.{AGENT} }}}}"
     alerts: list[dict[str, Any]] = []
     windows: tuple[Window, Window] = ("daily", "monthly")
     for level, severity in LEVELS:
@@ -426,30 +445,38 @@ def alert_groups(
         for scope in ("agent", "org"):
             alertname = f"{prefix}{'AgentBudget' if scope == 'agent' else 'Budget'}{level.title()}"
             for window in windows:
-                org_spend, agent_spend, when = spend[window]
-                is_agent = scope == "agent"
-                percent = names.agent_percent(window) if is_agent else names.org_percent(window)
-                limit = names.agent_limit(window) if is_agent else names.org_limit(window)
-                spent = _query_value(agent_spend if is_agent else org_spend, is_agent)
-                of_limit = _query_value(limit, is_agent)
-                who = f"Agent {{{{ $labels.{AGENT} }}}}" if is_agent else "The organization"
+                org_spend, when = spend[window]
                 labels = {"window": window, "severity": severity, "budget_level": level}
+                if scope == "agent":
+                    # The limit joins as a label rather than a template query per firing agent
+                    # (one query per agent and evaluation would not scale to thousands).
+                    expr = (
+                        f"(\n  {names.agent_percent(window)} >= {threshold}\n)\n"
+                        f"{_with_limit_label(names.agent_limit(window))}"
+                    )
+                    summary = f"Agent {agent} used {pct}% of its {window} budget"
+                    description = (
+                        f"Agent {agent} has spent {pct}% of its {window} limit of "
+                        f"{{{{ $labels.limit }}}} {currency} {when} ({level} at {threshold}%)."
+                    )
+                else:
+                    expr = f"{names.org_percent(window)} >= {threshold}"
+                    spent = _query_value(org_spend)
+                    of_limit = _query_value(names.org_limit(window))
+                    summary = f"The organization used {pct}% of its {window} budget"
+                    description = (
+                        f"The organization has spent {spent} {currency} {when} of its {window} "
+                        f"limit of {of_limit} {currency} ({pct}%, {level} at {threshold}%)."
+                    )
                 alerts.append(
                     {
                         "alert": alertname,
-                        "expr": f"{percent} >= {threshold}",
+                        "expr": expr,
                         "for": "1m",
                         "labels": labels,
                         "annotations": {
-                            "summary": (
-                                f'{who} used {{{{ $value | printf "%.1f" }}}}% of its '
-                                f"{window} budget"
-                            ),
-                            "description": (
-                                f"{who} has spent {spent} {currency} {when} of its {window} "
-                                f"limit of {of_limit} {currency} "
-                                f'({{{{ $value | printf "%.1f" }}}}%, {level} at {threshold}%).'
-                            ),
+                            "summary": summary,
+                            "description": description,
                             "runbook_url": f"{runbook_base_url}#{anchors[alertname]}",
                         },
                     }
@@ -458,19 +485,14 @@ def alert_groups(
     alerts.append(
         {
             "alert": forecast,
-            "expr": names.exhaustion_seconds,
+            "expr": f"{names.exhaustion_seconds}\n{_with_limit_label(names.agent_limit('daily'))}",
             "for": "5m",
             "labels": {"window": "daily", "severity": "warning"},
             "annotations": {
-                "summary": (
-                    f"Agent {{{{ $labels.{AGENT} }}}} will exhaust its daily budget before "
-                    "00:00 UTC"
-                ),
+                "summary": f"Agent {agent} will exhaust its daily budget before 00:00 UTC",
                 "description": (
-                    f"At the rate of the last hour, agent {{{{ $labels.{AGENT} }}}} reaches its "
-                    f"daily limit of {_query_value(names.agent_limit('daily'), True)} "
-                    f"{currency} in {{{{ $value | humanizeDuration }}}} (spent "
-                    f"{_query_value(names.agent_cost_day_to_date, True)} {currency} today)."
+                    f"At the rate of the last hour, agent {agent} reaches its daily limit of "
+                    f"{{{{ $labels.limit }}}} {currency} in {{{{ $value | humanizeDuration }}}}."
                 ),
                 "runbook_url": f"{runbook_base_url}#{anchors[forecast]}",
             },

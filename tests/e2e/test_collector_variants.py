@@ -8,6 +8,7 @@ otelcol with them against a real Prometheus.
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import ssl
 import subprocess
@@ -25,7 +26,7 @@ import yaml
 from tests.e2e.rawotlp import cost_request
 from tests.support.pipeline import start_app, start_collector_fixed
 from tests.support.procs import Prometheus, prometheus_config, start_prometheus, wait_until
-from tests.support.tools import ROOT, run_tool
+from tests.support.tools import ROOT, tool
 
 CONFIGS = ROOT / "otel-collector"
 TOKEN = "e2e-secret-token"
@@ -63,24 +64,27 @@ def test_mimir_config_is_the_shipped_config_with_a_tenant() -> None:
 
 def test_the_variants_validate_and_auth_fails_closed() -> None:
     for name, env in (
-        ("config.mimir.yaml", ""),
-        ("config.auth.yaml", f"BUDGETWATCH_OTLP_TOKEN={TOKEN}"),
+        ("config.mimir.yaml", {}),
+        ("config.auth.yaml", {"BUDGETWATCH_OTLP_TOKEN": TOKEN}),
+        ("config.auth.yaml", {"BUDGETWATCH_OTLP_TOKEN_FILE": "token-file"}),
     ):
         result = subprocess.run(
-            [
-                "env",
-                *([env] if env else []),
-                str(ROOT / ".tools/bin/otelcol"),
-                "validate",
-                f"--config={CONFIGS / name}",
-            ],
+            [str(tool("otelcol")), "validate", f"--config={CONFIGS / name}"],
             capture_output=True,
             text=True,
             timeout=60,
+            env={**os.environ, **env},
         )
         assert result.returncode == 0, (name, result.stdout + result.stderr)
     # Without any token the auth config must refuse to start, never fall back to open.
-    result = run_tool("otelcol", "validate", f"--config={CONFIGS / 'config.auth.yaml'}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUDGETWATCH_OTLP_TOKEN")}
+    result = subprocess.run(
+        [str(tool("otelcol")), "validate", f"--config={CONFIGS / 'config.auth.yaml'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert result.returncode != 0
     assert "no bearer token provided" in result.stdout + result.stderr
 

@@ -7,11 +7,14 @@ machine) with its work directory under tmp_path.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -80,14 +83,45 @@ def test_bounded_demo_shows_spend_and_the_intern_alert(tmp_path: Path) -> None:
     assert took < seconds + 90, f"the demo took {took:.0f}s to stop"
 
 
-def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
+class _GrafanaAPI:
+    """Records the demo's calls to Grafana's HTTP API (no Grafana server can run here)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                api.calls.append((self.path, self.headers.get("Authorization", ""), body))
+                reply = {"url": "/d/x"} if self.path == "/api/dashboards/db" else {}
+                data = json.dumps(reply).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_ctrl_c_stops_everything_cleanly_and_grafana_gets_the_dashboards(tmp_path: Path) -> None:
     ports = _free_ports()
+    grafana = _GrafanaAPI()
     proc = subprocess.Popen(
         _argv(tmp_path, 0, ports),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
+        env={
+            **os.environ,
+            "GRAFANA_URL": f"http://127.0.0.1:{grafana.server.server_address[1]}/",
+            "GRAFANA_TOKEN": "glsa_test",
+        },
     )
     try:
         assert proc.stdout is not None
@@ -101,11 +135,27 @@ def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+    grafana.server.shutdown()
     assert proc.returncode == 0, err
     assert "demo stopped (SIGINT)" in out
+    # The datasource first, then every generated dashboard, with the token.
+    from budgetwatch.dashboards import render_dashboards
+    from budgetwatch.limits import load_limits
+
+    expected = render_dashboards(load_limits(ROOT / "limits.yaml"), "limits.yaml")
+    paths = [path for path, _, _ in grafana.calls]
+    assert paths == ["/api/datasources"] + ["/api/dashboards/db"] * len(expected), paths
+    assert {auth for _, auth, _ in grafana.calls} == {"Bearer glsa_test"}
+    datasource = grafana.calls[0][2]
+    assert datasource["type"] == "prometheus"
+    assert datasource["url"] == f"http://127.0.0.1:{ports['--prometheus-port']}"
+    sent = sorted(body["dashboard"]["uid"] for _, _, body in grafana.calls[1:])
+    assert sent == sorted(json.loads(text)["uid"] for text in expected.values())
+    assert all(body["overwrite"] is True for _, _, body in grafana.calls[1:])
     # Every server is gone: its port is free again.
     for flag in ("--prometheus-port", "--alertmanager-port", "--otlp-http-port"):
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
             s.bind(("127.0.0.1", ports[flag]))
 
 

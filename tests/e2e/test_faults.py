@@ -224,6 +224,12 @@ def test_an_agent_id_of_10000_characters_does_not_break_anything(pipe: Pipeline)
         spent,
         dropped,
     )
+    # And the library did not pass a 10,000-character label value on.
+    ids = [
+        r["metric"].get("gen_ai_agent_id", "")
+        for r in pipe.prometheus.query(f'synthorg_cost_total{{instance="{instance}"}}')
+    ]
+    assert ids and max(map(len, ids)) < len(huge), sorted(map(len, ids))
     app.shutdown()
 
 

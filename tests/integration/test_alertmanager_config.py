@@ -45,18 +45,23 @@ def test_shipped_config_passes_check_config() -> None:
     assert "1 templates" in out, out
 
 
-def test_commented_slack_and_email_examples_are_valid(tmp_path: Path) -> None:
-    """Uncommenting the examples, as a user would, gives a config Alertmanager accepts."""
-    text = CONFIG.read_text()
-    head, receivers = text.split("\nreceivers:\n", 1)
+def with_examples() -> str:
+    """The shipped config with the commented Slack and email examples uncommented."""
+    head, receivers = CONFIG.read_text().split("\nreceivers:\n", 1)
     # Example lines are commented YAML (`# key:` or `#   nested`); prose comments are sentences.
     uncommented = re.sub(r"(?m)^(\s*)# ([a-z_]+:.*|\s+\S.*)$", r"\1\2", receivers)
     assert "slack_configs:" in uncommented and "email_configs:" in uncommented
-    config = yaml.safe_load(head + "\nreceivers:\n" + uncommented)
+    return head + "\nreceivers:\n" + uncommented
+
+
+def test_commented_slack_and_email_examples_are_valid(tmp_path: Path) -> None:
+    """Uncommenting the examples, as a user would, gives a config Alertmanager accepts."""
+    text = with_examples()
+    config = yaml.safe_load(text)
     critical = next(r for r in config["receivers"] if r["name"] == "budget-critical")
     assert critical["slack_configs"][0]["api_url_file"] == "secrets/slack-webhook-url"
     assert critical["email_configs"][0]["auth_password_file"] == "secrets/smtp-password"
-    (tmp_path / "alertmanager.yml").write_text(head + "\nreceivers:\n" + uncommented)
+    (tmp_path / "alertmanager.yml").write_text(text)
     shutil.copytree(ROOT / "alerts" / "templates", tmp_path / "templates")
     code, out = amtool("check-config", tmp_path / "alertmanager.yml")
     assert code == 0, out
@@ -194,21 +199,18 @@ def receiver() -> Iterator[_Receiver]:
         r.server.server_close()
 
 
-@pytest.fixture
-def alertmanager(tmp_path: Path, receiver: _Receiver) -> Iterator[Alertmanager]:
-    """The shipped config with shorter waits; routing, inhibition and receivers unchanged."""
-    shipped = yaml.safe_load(CONFIG.read_text())
-    config = yaml.safe_load(CONFIG.read_text())
+def start_test_alertmanager(
+    workdir: Path, config: dict[str, Any], secrets: dict[str, str]
+) -> Alertmanager:
+    """A real Alertmanager on `config` with shorter waits, its secrets in workdir/secrets."""
     config["route"].update(group_wait="2s", group_interval="2s")
     config["templates"] = [str(ROOT / "alerts" / "templates" / "*.tmpl")]
-    for key in ("inhibit_rules", "receivers"):
-        assert config[key] == shipped[key]
-    assert config["route"]["routes"] == shipped["route"]["routes"]
-    path = tmp_path / "alertmanager.yml"
+    path = workdir / "alertmanager.yml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    # The receivers' url_file is relative to Alertmanager's working directory (tmp_path).
-    (tmp_path / "secrets").mkdir()
-    (tmp_path / "secrets" / "budget-webhook-url").write_text(receiver.url + "\n")
+    # The receivers' url_file is relative to Alertmanager's working directory.
+    (workdir / "secrets").mkdir()
+    for name, value in secrets.items():
+        (workdir / "secrets" / name).write_text(value + "\n")
     # A single instance without clustering (as in compose.yaml): with a cluster port, an
     # instance waits for its peers to settle before its first notification (about 10 s).
     port = free_port()
@@ -217,14 +219,25 @@ def alertmanager(tmp_path: Path, receiver: _Receiver) -> Iterator[Alertmanager]:
         argv=[
             str(tool("alertmanager")),
             f"--config.file={path}",
-            f"--storage.path={tmp_path / 'am-data'}",
+            f"--storage.path={workdir / 'am-data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",
         ],
-        workdir=tmp_path,
+        workdir=workdir,
         ready_url=f"http://127.0.0.1:{port}/-/ready",
     )
-    am = Alertmanager(server.start(), port)
+    return Alertmanager(server.start(), port)
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, receiver: _Receiver) -> Iterator[Alertmanager]:
+    """The shipped config with shorter waits; routing, inhibition and receivers unchanged."""
+    shipped = yaml.safe_load(CONFIG.read_text())
+    config = yaml.safe_load(CONFIG.read_text())
+    am = start_test_alertmanager(tmp_path, config, {"budget-webhook-url": receiver.url})
+    for key in ("inhibit_rules", "receivers"):
+        assert config[key] == shipped[key]
+    assert config["route"]["routes"] == shipped["route"]["routes"]
     try:
         yield am
     finally:
@@ -381,6 +394,37 @@ def test_lower_level_notifies_when_the_higher_one_resolves(
         "critical notified after exhausted resolved",
         interval=0.5,
     )
+
+
+def test_slack_example_renders_the_templates(tmp_path: Path, receiver: _Receiver) -> None:
+    """The Slack example, pointed at a local endpoint, sends the templated title and text."""
+    config = yaml.safe_load(with_examples())
+    for r in config["receivers"]:
+        r.pop("email_configs", None)  # no SMTP server here
+    am = start_test_alertmanager(
+        tmp_path,
+        config,
+        {"budget-webhook-url": receiver.url, "slack-webhook-url": receiver.url + "/slack"},
+    )
+    try:
+        labels = _labels(f"{NS}AgentBudgetCritical", agent="cto", window="daily", level="critical")
+        _post(am, [labels])
+
+        def slack() -> list[dict[str, Any]]:
+            return [n for n in receiver.received() if "attachments" in n]
+
+        wait_until(lambda: bool(slack()), 20, "the Slack notification", interval=0.5)
+    finally:
+        am.server.stop()
+    message = slack()[0]
+    assert message["channel"] == "#llm-budgets"
+    attachment = message["attachments"][0]
+    assert attachment["title"] == f"[FIRING:1] {NS}AgentBudgetCritical agent=cto window=daily"
+    text = attachment["text"]
+    assert f"{NS}AgentBudgetCritical cto" in text  # the summary annotation
+    assert "value 95.0 of limit 20 USD" in text  # the description
+    assert "Runbook: alerts/runbooks.md#agent-budget-warning" in text
+    assert re.search(r"Started: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", text), text
 
 
 # --- the runbooks' commands, run against the real tools -----------------------------------

@@ -12,6 +12,7 @@ them with the failure) and the work directory is kept.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import subprocess
@@ -40,16 +41,23 @@ from .webhook import WebhookReceiver
 APP_DRIVER = ROOT / "tests" / "e2e" / "app_driver.py"
 
 
-def render_rules(limits_path: Path, out_dir: Path, rule_interval: str) -> list[Path]:
+def render_rules(
+    limits_path: Path, out_dir: Path, rule_interval: str, alert_for: str | None = None
+) -> list[Path]:
     """Rules rendered by budgetwatch from `limits_path` into `out_dir`, as `budgetwatch render`
-    would, but evaluated every `rule_interval` so tests do not wait on production intervals."""
+    would, but evaluated every `rule_interval` so tests do not wait on production intervals.
+
+    `alert_for` shortens the alerts' `for:` when the generator offers that (a `for_duration`
+    argument); otherwise the production `for:` applies and alert tests just take longer.
+    """
     from budgetwatch.limits import load_limits
     from budgetwatch.rules import render_rule_files
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    rendered = render_rule_files(
-        load_limits(limits_path), limits_path.name, evaluation_interval=rule_interval
-    )
+    options: dict[str, Any] = {"evaluation_interval": rule_interval}
+    if alert_for is not None and "for_duration" in inspect.signature(render_rule_files).parameters:
+        options["for_duration"] = alert_for
+    rendered = render_rule_files(load_limits(limits_path), limits_path.name, **options)
     paths = []
     for name, text in rendered.items():
         path = out_dir / name
@@ -282,6 +290,7 @@ def pipeline(
     namespace: str = "synthorg",
     rule_interval: str = "1s",
     scrape_interval: str = "1s",
+    alert_for: str | None = "5s",
 ) -> Iterator[Pipeline]:
     """Start webhook receiver, Alertmanager, Prometheus and otelcol; stop them all at the end."""
     started = time.monotonic()
@@ -297,7 +306,9 @@ def pipeline(
         alertmanager = start_alertmanager(am_dir, config=am_config)
         servers.append(alertmanager.server)
 
-        rule_files = render_rules(limits_path, workdir / "prometheus" / "rules", rule_interval)
+        rule_files = render_rules(
+            limits_path, workdir / "prometheus" / "rules", rule_interval, alert_for
+        )
         prometheus = start_prometheus(
             workdir / "prometheus",
             prometheus_config(
