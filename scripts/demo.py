@@ -535,15 +535,16 @@ def run(args: argparse.Namespace) -> int:
     )
     ports.check()
 
-    from budgetwatch.limits import LimitsError
+    from budgetwatch.limits import LimitsError, load_limits
 
+    try:
+        load_limits(args.limits)  # a bad file stops the demo before anything is touched
+    except LimitsError as err:
+        raise DemoError(str(err)) from None
     work: Path = args.workdir
     shutil.rmtree(work, ignore_errors=True)  # each run starts from an empty day
     work.mkdir(parents=True)
-    try:
-        limits, rule_files = render_rules(args.limits, work / "rules", args.interval)
-    except LimitsError as err:
-        raise DemoError(str(err)) from None
+    limits, rule_files = render_rules(args.limits, work / "rules", args.interval)
 
     stop = Stop()
     signal.signal(signal.SIGINT, stop)

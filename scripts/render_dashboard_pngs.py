@@ -142,6 +142,17 @@ def format_value(value: float, unit: str) -> str:
     return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
+def value_mapping(value: float, defaults: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(text, colour) of a value mapping that matches `value`, as Grafana would show it."""
+    for mapping in defaults.get("mappings", []):
+        if mapping.get("type") != "value":
+            continue
+        for key, result in mapping.get("options", {}).items():
+            if float(key) == value:
+                return result.get("text", key), COLORS.get(result.get("color"), TEXT)
+    return None
+
+
 def threshold_color(value: float, defaults: Mapping[str, Any]) -> str:
     steps = defaults.get("thresholds", {}).get("steps", [])
     color = "green"
@@ -207,9 +218,12 @@ def draw_stat(
             ax.text(x, 0.5, name, ha="center", va="center", fontsize=16, fontweight="bold",
                     color=COLORS["blue"], transform=ax.transAxes)  # fmt: skip
             continue
-        ax.text(x, 0.5, format_value(value, defaults.get("unit", "")), ha="center", va="center",
+        text = format_value(value, defaults.get("unit", ""))
+        color = threshold_color(value, defaults)
+        text, color = value_mapping(value, defaults) or (text, color)
+        ax.text(x, 0.5, text, ha="center", va="center",
                 fontsize=20 if len(items) == 1 else 12 if small else 14, fontweight="bold",
-                color=threshold_color(value, defaults), transform=ax.transAxes)  # fmt: skip
+                color=color, transform=ax.transAxes)  # fmt: skip
         ax.text(x, 0.18, name, ha="center", va="center", fontsize=6 if small else 8, color=MUTED,
                 transform=ax.transAxes)  # fmt: skip
 
@@ -303,16 +317,26 @@ def draw_timeseries(
     ax.legend(loc="upper left", fontsize=6, frameon=False, labelcolor=TEXT, ncol=3)
 
 
-def draw_table(ax: Axes, result: PanelResult) -> None:
+def draw_table(ax: Axes, result: PanelResult, max_rows: int) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     columns = sorted({k for _, s in result.series for k in s.labels if k != "__name__"})
-    rows = [[s.labels.get(c, "") for c in columns] for _, s in result.series[:8]]
-    ax.text(0.01, 0.88, "   ".join(f"{c:<22}" for c in columns), color=TEXT, fontsize=7,
-            family="monospace", fontweight="bold", transform=ax.transAxes)  # fmt: skip
-    for i, row in enumerate(rows):
-        ax.text(0.01, 0.74 - i * 0.12, "   ".join(f"{v:<22}" for v in row), color=TEXT,
-                fontsize=7, family="monospace", transform=ax.transAxes)  # fmt: skip
+    rows = [[s.labels.get(c, "") for c in columns] for _, s in result.series]
+    widths = [max(len(c), *(len(r[i]) for r in rows)) + 3 for i, c in enumerate(columns)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "".join(f"{cell:<{width}}" for cell, width in zip(cells, widths, strict=True))
+
+    ax.text(0.01, 0.9, line(columns), color=TEXT, fontsize=7, family="monospace",
+            fontweight="bold", va="top", transform=ax.transAxes)  # fmt: skip
+    step = 0.8 / max(max_rows, 1)
+    shown = rows if len(rows) <= max_rows else rows[: max_rows - 1]
+    for i, row in enumerate(shown):
+        ax.text(0.01, 0.9 - (i + 1) * step, line(row), color=TEXT, fontsize=7,
+                family="monospace", va="top", transform=ax.transAxes)  # fmt: skip
+    if len(shown) < len(rows):
+        ax.text(0.01, 0.9 - max_rows * step, f"... and {len(rows) - len(shown)} more",
+                color=MUTED, fontsize=7, va="top", transform=ax.transAxes)  # fmt: skip
 
 
 def draw_dashboard(
@@ -355,7 +379,7 @@ def draw_dashboard(
         elif panel["type"] == "bargauge":
             draw_bargauge(ax, result, defaults)
         elif panel["type"] == "table":
-            draw_table(ax, result)
+            draw_table(ax, result, max_rows=int(grid["h"] * GRID_ROW_INCHES / 0.2) - 2)
         else:
             draw_timeseries(ax, result, defaults, defaults.get("custom", {}), span)
     path.parent.mkdir(parents=True, exist_ok=True)

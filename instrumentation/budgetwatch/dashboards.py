@@ -151,6 +151,7 @@ class PanelDef:
     bars: bool = False
     show_name: bool = False  # a stat showing its series' name (an info metric's label)
     agent_link: bool = False  # clicking an agent's value opens the agent detail dashboard
+    zero_text: str = ""  # shown instead of a value of 0
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,7 @@ def overview_def(limits: Limits) -> DashboardDef:
                 unit="seconds",
                 width=3,
                 no_value="not at this rate",
+                zero_text="already spent",
             ),
             PanelDef(
                 "stat",
@@ -873,6 +875,9 @@ def _panel(spec: PanelDef, limits: Limits) -> Any:
     )
     if spec.no_value:
         panel = panel.no_value(spec.no_value)
+    if spec.zero_text:
+        zero = dash_model.ValueMappingResult(text=spec.zero_text, color="red")
+        panel = panel.mappings([dash_model.ValueMap(options={"0": zero})])
     if spec.agent_link:
         detail = dashboard_uid(limits.namespace, "agent-detail")
         panel = panel.data_links(

@@ -41,7 +41,7 @@ def cost_request(agent: str, value: float, instance: str, service: str = "rogue"
             is_monotonic=True,
         ),
     )
-    return ExportMetricsServiceRequest(
+    request = ExportMetricsServiceRequest(
         resource_metrics=[
             ResourceMetrics(
                 resource=Resource(
@@ -53,4 +53,6 @@ def cost_request(agent: str, value: float, instance: str, service: str = "rogue"
                 scope_metrics=[ScopeMetrics(metrics=[metric])],
             )
         ]
-    ).SerializeToString()
+    )
+    data: bytes = request.SerializeToString()
+    return data

@@ -171,3 +171,17 @@ def test_a_busy_port_is_named_with_the_flag_to_change_it(tmp_path: Path) -> None
     assert f"port {ports['--prometheus-port']}" in result.stderr
     assert "--prometheus-port" in result.stderr
     assert not (tmp_path / "demo").exists()  # nothing started, nothing written
+
+
+def test_a_bad_limits_file_is_named_and_nothing_is_started(tmp_path: Path) -> None:
+    bad = tmp_path / "limits.yaml"
+    text = (ROOT / "limits.yaml").read_text().replace("warning: 75", "warning: 95")
+    bad.write_text(text)  # warning above critical (90): thresholds must increase
+    argv = _argv(tmp_path, 5, _free_ports())
+    argv[argv.index("limits.yaml")] = str(bad)
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "keep").write_text("a previous run's output")
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 2
+    assert "limits.yaml" in result.stderr and "thresholds" in result.stderr, result.stderr
+    assert (tmp_path / "demo" / "keep").exists()  # nothing was wiped for a run that never began

@@ -12,6 +12,7 @@ import math
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -51,6 +52,14 @@ def _assert_up(pipe: Pipeline) -> None:
 # --- thresholds, inhibition, Prometheus restart ----------------------------------------------
 
 
+def _alert_for(agent: str, alertname: str) -> Callable[[dict[str, Any]], bool]:
+    def match(alert: dict[str, Any]) -> bool:
+        labels = alert["labels"]
+        return bool(labels.get("alertname") == alertname and labels.get("gen_ai_agent_id") == agent)
+
+    return match
+
+
 def _level_alerts(pipe: Pipeline, agent: str) -> dict[str, list[dict[str, Any]]]:
     """Firing notifications the webhook got for `agent`, by alertname."""
     out: dict[str, list[dict[str, Any]]] = {}
@@ -77,14 +86,7 @@ def test_agent_crossing_each_threshold_is_notified_once_and_survives_a_prometheu
         app.flush()
         spent += cost
         name = f"SynthorgAgentBudget{level}"
-        alert = pipe.webhook.wait_for(
-            lambda a, name=name: (
-                a["labels"].get("alertname") == name
-                and a["labels"].get("gen_ai_agent_id") == "spender"
-            ),
-            ALERT_TIMEOUT,
-            name,
-        )
+        alert = pipe.webhook.wait_for(_alert_for("spender", name), ALERT_TIMEOUT, name)
         timings.append(f"{level} {time.monotonic() - started:.0f}s")
         labels, annotations = alert["labels"], alert["annotations"]
         assert labels["window"] == "daily"

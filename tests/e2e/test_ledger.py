@@ -12,9 +12,10 @@ import math
 import statistics
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 
 import pytest
-from tests.support.pipeline import App, Pipeline
+from tests.support.pipeline import App, Pipeline, start_app
 
 pytestmark = pytest.mark.e2e
 
@@ -59,6 +60,10 @@ def _close(a: float | None, b: float) -> bool:
     return a is not None and math.isclose(a, b, rel_tol=REL, abs_tol=1e-12)
 
 
+def _equals(expected: float) -> Callable[[float | None], bool]:
+    return lambda value: _close(value, expected)
+
+
 def _per_agent_cost() -> dict[str, float]:
     out: dict[str, float] = defaultdict(float)
     for _, agent, cost, *_ in COSTS:
@@ -81,8 +86,8 @@ def apps(pipe: Pipeline) -> list[App]:
         started[proc].cost(
             agent, cost, provider=provider, model=model, input_tokens=tin, output_tokens=tout
         )
-    for proc, agent, status in TASKS:
-        started[proc].task(agent, status)
+    for proc, assignee, status in TASKS:
+        started[proc].task(assignee, status)
     for proc, agent, outcome, tin, tout in CALLS:
         started[proc].send(
             "call", agent=agent, outcome=outcome, input_tokens=tin, output_tokens=tout
@@ -93,7 +98,7 @@ def apps(pipe: Pipeline) -> list[App]:
     for agent, total in expected.items():
         pipe.wait_value(
             f'synthorg_agent_cost_day_to_date{{gen_ai_agent_id="{agent}"}}',
-            lambda v, total=total: _close(v, total),
+            _equals(total),
             timeout=90,
         )
     # The task and call rules are another group, evaluated on their own schedule.
@@ -221,7 +226,7 @@ def test_freshness_from_record_cost_to_day_to_date(pipe: Pipeline, apps: list[Ap
         apps[1].cost("eng-2", 0.25, provider="openai", model="gpt-5")
         pipe.wait_value(
             query,
-            lambda v, b=before: _close(v, b + 0.25),
+            _equals(before + 0.25),
             timeout=120,
             what="freshness: eng-2 day-to-date",
         )
@@ -233,3 +238,24 @@ def test_freshness_from_record_cost_to_day_to_date(pipe: Pipeline, apps: list[Ap
         f"rule interval 1s)"
     )
     assert max(samples) < 120
+
+
+def test_an_app_pushing_over_grpc_gets_through_too(pipe: Pipeline, apps: list[App]) -> None:
+    # Runs last: it adds spend the org-level checks above do not expect.
+    app = start_app(
+        pipe.workdir / "apps",
+        pipe.collector.otlp_grpc,
+        service="synthorg-grpc",
+        extra={"protocol": "grpc"},
+    )
+    pipe.apps.append(app)
+    app.cost("grpc-agent", 0.625, provider="openai", model="gpt-5")
+    app.task("grpc-agent", "completed")
+    app.flush()
+    pipe.wait_value(
+        'synthorg_agent_cost_day_to_date{gen_ai_agent_id="grpc-agent"}', _equals(0.625), timeout=60
+    )
+    [series] = pipe.prometheus.query('synthorg_cost_total{gen_ai_agent_id="grpc-agent"}')
+    assert series["metric"]["job"] == "synthorg-grpc"
+    assert series["metric"]["instance"] == app.instance_id
+    app.shutdown()

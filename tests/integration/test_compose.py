@@ -83,6 +83,8 @@ def test_the_shipped_configs_are_mounted(resolved: dict[str, Any]) -> None:
         ("prometheus", "/etc/prometheus/prometheus.yml"): ROOT / "alerts/prometheus.yml",
         ("prometheus", "/etc/prometheus/rules"): ROOT / "alerts/rules",
         ("alertmanager", "/etc/alertmanager/alertmanager.yml"): ROOT / "alerts/alertmanager.yml",
+        ("alertmanager", "/etc/alertmanager/templates"): ROOT / "alerts/templates",
+        ("alertmanager", "/etc/alertmanager/secrets"): ROOT / "alerts/secrets",
         ("grafana", "/etc/grafana/provisioning"): ROOT / "dashboards/provisioning",
         ("grafana", "/var/lib/grafana/dashboards/budgetwatch"): ROOT / "dashboards",
     }
@@ -94,6 +96,15 @@ def test_the_shipped_configs_are_mounted(resolved: dict[str, Any]) -> None:
     # The collector's command must read the file that is mounted.
     assert services["otel-collector"]["command"] == ["--config=/etc/otelcol-contrib/config.yaml"]
     assert "--config.file=/etc/prometheus/prometheus.yml" in services["prometheus"]["command"]
+    # Alertmanager resolves url_file secrets against its working directory.
+    alertmanager = services["alertmanager"]
+    assert alertmanager["working_dir"] == "/etc/alertmanager"
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in alertmanager["command"]
+    config = yaml.safe_load((ROOT / "alerts" / "alertmanager.yml").read_text())
+    for receiver in config["receivers"]:
+        for hook in receiver.get("webhook_configs", []):
+            if "url_file" in hook:
+                assert (ROOT / "alerts" / hook["url_file"]).is_file(), hook["url_file"]
 
 
 def test_ports_are_published_on_loopback_only(resolved: dict[str, Any]) -> None:
