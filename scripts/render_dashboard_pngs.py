@@ -222,7 +222,8 @@ def draw_stat(
         color = threshold_color(value, defaults)
         text, color = value_mapping(value, defaults) or (text, color)
         ax.text(x, 0.5, text, ha="center", va="center",
-                fontsize=20 if len(items) == 1 else 12 if small else 14, fontweight="bold",
+                fontsize=12 if small or len(text) > 10 else 20 if len(items) == 1 else 14,
+                fontweight="bold",
                 color=color, transform=ax.transAxes)  # fmt: skip
         ax.text(x, 0.18, name, ha="center", va="center", fontsize=6 if small else 8, color=MUTED,
                 transform=ax.transAxes)  # fmt: skip

@@ -426,7 +426,9 @@ def alert_groups(
     limits: Limits,
     runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL,
     interval: str = DEFAULT_EVALUATION_INTERVAL,
+    for_duration: str | None = None,
 ) -> list[Any]:
+    """The alerting group; `for_duration` replaces every alert's `for:` (end-to-end tests)."""
     names = Names(limits.namespace)
     anchors = alert_names(limits)
     prefix = limits.alert_prefix
@@ -520,6 +522,9 @@ def alert_groups(
             },
         }
     )
+    if for_duration is not None:
+        for alert in alerts:
+            alert["for"] = for_duration
     return [{"name": f"{limits.namespace}-budget-alerts", "interval": interval, "rules": alerts}]
 
 
@@ -557,11 +562,17 @@ def render_rule_files(
     *,
     runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL,
     evaluation_interval: str = DEFAULT_EVALUATION_INTERVAL,
+    for_duration: str | None = None,
 ) -> dict[str, str]:
-    """File name -> Prometheus rule file text, each with the "generated ... do not edit" header."""
+    """File name -> Prometheus rule file text, each with the "generated ... do not edit" header.
+
+    `evaluation_interval` goes on every group (keep it under 5m: the rules rely on the default
+    5m lookback); `for_duration` overrides the alerts' `for:` (for tests that cannot wait).
+    """
+    alerts = alert_groups(limits, runbook_base_url, evaluation_interval, for_duration)
     return {
         RECORDING_FILE: _dump(recording_groups(limits, evaluation_interval), source),
-        ALERTS_FILE: _dump(alert_groups(limits, runbook_base_url, evaluation_interval), source),
+        ALERTS_FILE: _dump(alerts, source),
     }
 
 

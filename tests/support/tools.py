@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_BIN = ROOT / ".tools" / "bin"
-TOOL_NAMES = ("otelcol", "prometheus", "promtool", "alertmanager", "amtool")
+TOOL_NAMES = ("otelcol", "prometheus", "promtool", "alertmanager", "amtool", "dashcheck")
 
 
 def tool(name: str) -> Path:
