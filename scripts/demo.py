@@ -41,14 +41,14 @@ TOOLS_BIN = ROOT / ".tools" / "bin"
 # --- the simulated organization ------------------------------------------------------------
 
 # agent -> (model, mean cost per call, calls per second). The intern runs a big model far
-# too often: about 1.5 per minute against a daily budget of 1 in limits.yaml.
+# too often: about 2 per minute against a daily budget of 1 in limits.yaml.
 AGENTS: dict[str, tuple[str, float, float]] = {
     "ceo": ("claude-opus-4", 0.020, 0.20),
     "cto": ("claude-sonnet-4", 0.012, 0.40),
     "eng-backend": ("gpt-5", 0.006, 0.60),
     "eng-frontend": ("gpt-5-mini", 0.002, 0.60),
     "eng-qa": ("claude-sonnet-4", 0.004, 0.30),
-    "intern": ("claude-opus-4", 0.050, 0.50),
+    "intern": ("claude-opus-4", 0.070, 0.50),
 }
 PROVIDERS = {"claude": "anthropic", "gpt": "openai"}
 # A task's life: created (nobody assigned yet) -> assigned -> in_progress -> an end state.
@@ -617,6 +617,10 @@ def run(args: argparse.Namespace) -> int:
             if args.seconds and elapsed >= args.seconds:
                 stop.reason = f"--seconds {args.seconds:g}"
                 break
+        if last is not None and not failed:  # the state at the end, for the summary
+            last = reader.snapshot()
+            for agent, names in last.alerts.items():
+                fired.update(f"{n}{{{agent}}}" for n in names)
     finally:
         if telemetry is not None:
             telemetry.shutdown()
