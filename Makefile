@@ -35,8 +35,8 @@ generate: venv
 	bash scripts/generate.sh $(LIMITS)
 
 lint: venv
-	$(VENV)/bin/ruff check instrumentation tests scripts
-	$(VENV)/bin/ruff format --check instrumentation tests scripts
+	$(VENV)/bin/ruff check instrumentation tests scripts examples
+	$(VENV)/bin/ruff format --check instrumentation tests scripts examples
 	$(VENV)/bin/mypy
 
 test: venv tools lint

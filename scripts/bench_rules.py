@@ -15,6 +15,13 @@ For each N in --agents (default 100,1000,10000):
    (/api/v1/query?stats=all: totalQueryableSamples and peakSamples), and Prometheus's memory
    (process RSS, its peak, and Go heap in use).
 
+It also checks the recorded org day-to-date and period-to-date against what the data set
+spent. The recorded history is backfilled every --backfill-step (5m by default, to keep
+N=10,000 within minutes: promtool runs range queries whose subqueries cost per step); the
+rules read it at midnight, so the check may be off by up to one step's worth of spend per day
+boundary (live rules record every minute). promtool's backfill evaluates `@ end()` at the
+end of each range query, not at each step: exact here, because every series stays alive.
+
 Run from the repository root: `.venv/bin/python scripts/bench_rules.py --agents 100,1000`.
 The rules come from `budgetwatch render` of --limits (default limits.yaml), or from
 --rules-dir (e.g. alerts/rules) as they are.

@@ -12,7 +12,6 @@ them with the failure) and the work directory is kept.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import subprocess
@@ -47,17 +46,19 @@ def render_rules(
     """Rules rendered by budgetwatch from `limits_path` into `out_dir`, as `budgetwatch render`
     would, but evaluated every `rule_interval` so tests do not wait on production intervals.
 
-    `alert_for` shortens the alerts' `for:` when the generator offers that (a `for_duration`
-    argument); otherwise the production `for:` applies and alert tests just take longer.
+    `alert_for` replaces the alerts' `for:` (None keeps the generated one): the levels are
+    what the tests check, not the production wait.
     """
     from budgetwatch.limits import load_limits
     from budgetwatch.rules import render_rule_files
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    options: dict[str, Any] = {"evaluation_interval": rule_interval}
-    if alert_for is not None and "for_duration" in inspect.signature(render_rule_files).parameters:
-        options["for_duration"] = alert_for
-    rendered = render_rule_files(load_limits(limits_path), limits_path.name, **options)
+    rendered = render_rule_files(
+        load_limits(limits_path),
+        limits_path.name,
+        evaluation_interval=rule_interval,
+        for_duration=alert_for,
+    )
     paths = []
     for name, text in rendered.items():
         path = out_dir / name
