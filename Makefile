@@ -9,7 +9,7 @@ LIMITS ?= limits.yaml
 DEMO_SECONDS ?= 0
 export PATH := $(TOOLS_BIN):$(PATH)
 
-.PHONY: help venv tools generate lint test test-fast demo bench bench-rules clean
+.PHONY: help venv tools system-packages generate lint test test-fast demo bench bench-rules clean
 
 help:
 	@echo "make demo      run the whole pipeline with simulated agents (DEMO_SECONDS=N to stop after N s)"
@@ -31,6 +31,9 @@ $(VENV)/.installed: pyproject.toml
 tools:
 	@bash scripts/build-tools.sh all
 
+system-packages:
+	@bash scripts/ensure-system-packages.sh
+
 generate: venv
 	bash scripts/generate.sh $(LIMITS)
 
@@ -39,7 +42,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check instrumentation tests scripts examples
 	$(VENV)/bin/mypy
 
-test: venv tools lint
+test: venv tools system-packages lint
 	$(PY) -m pytest
 
 test-fast: venv
