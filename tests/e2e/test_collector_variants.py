@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.e2e.rawotlp import cost_request
 from tests.support.pipeline import start_app, start_collector_fixed
 from tests.support.procs import Prometheus, prometheus_config, start_prometheus, wait_until
+from tests.support.rawotlp import cost_request
 from tests.support.tools import ROOT, tool
 
 CONFIGS = ROOT / "otel-collector"

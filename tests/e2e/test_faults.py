@@ -16,9 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.e2e.rawotlp import cost_request
 from tests.support.pipeline import Pipeline
 from tests.support.procs import http_get
+from tests.support.rawotlp import cost_request
 
 pytestmark = pytest.mark.e2e
 

@@ -13,19 +13,6 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.metrics.v1.metrics_pb2 import (
-    AggregationTemporality,
-    Metric,
-    NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
-    Sum,
-)
-from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from tests.support.procs import (
     prometheus_config,
     running,
@@ -33,48 +20,8 @@ from tests.support.procs import (
     start_prometheus,
     wait_until,
 )
+from tests.support.rawotlp import cost_request
 from tests.support.tools import ROOT, TOOL_NAMES, TOOLS_BIN, run_tool
-
-
-def _attr(key: str, value: str) -> KeyValue:
-    return KeyValue(key=key, value=AnyValue(string_value=value))
-
-
-def _one_cost_request(value: float, at_ns: int) -> bytes:
-    """One OTLP request: a cumulative monotonic `synthorg.cost` sum for agent `cto`."""
-    point = NumberDataPoint(
-        as_double=value,
-        start_time_unix_nano=at_ns - 60_000_000_000,
-        time_unix_nano=at_ns,
-        attributes=[
-            _attr("gen_ai.agent.id", "cto"),
-            _attr("gen_ai.provider.name", "anthropic"),
-            _attr("gen_ai.request.model", "claude-sonnet-4"),
-        ],
-    )
-    metric = Metric(
-        name="synthorg.cost",
-        unit="{USD}",
-        sum=Sum(
-            data_points=[point],
-            aggregation_temporality=AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE,
-            is_monotonic=True,
-        ),
-    )
-    request = ExportMetricsServiceRequest(
-        resource_metrics=[
-            ResourceMetrics(
-                resource=Resource(
-                    attributes=[
-                        _attr("service.name", "synthorg"),
-                        _attr("service.instance.id", "foundation-test"),
-                    ]
-                ),
-                scope_metrics=[ScopeMetrics(metrics=[metric])],
-            )
-        ]
-    )
-    return request.SerializeToString()
 
 
 def test_every_tool_was_built() -> None:
@@ -148,7 +95,16 @@ def test_one_otlp_request_reaches_prometheus_through_our_collector(tmp_path: Pat
             tmp_path / "otelcol", remote_write_url=f"{prometheus.url}/api/v1/write"
         )
         with running(collector.server):
-            body = _one_cost_request(0.0123, time.time_ns())
+            body = cost_request(
+                "cto",
+                0.0123,
+                instance="foundation-test",
+                service="synthorg",
+                attributes={
+                    "gen_ai.provider.name": "anthropic",
+                    "gen_ai.request.model": "claude-sonnet-4",
+                },
+            )
             request = urllib.request.Request(
                 f"{collector.otlp_http}/v1/metrics",
                 data=body,

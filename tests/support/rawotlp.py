@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -23,14 +24,21 @@ def attr(key: str, value: str) -> KeyValue:
     return KeyValue(key=key, value=AnyValue(string_value=value))
 
 
-def cost_request(agent: str, value: float, instance: str, service: str = "rogue") -> bytes:
+def cost_request(
+    agent: str,
+    value: float,
+    instance: str,
+    service: str = "rogue",
+    attributes: Mapping[str, str] | None = None,
+) -> bytes:
     """One cumulative `synthorg.cost` point for `agent`, as a serialized OTLP request."""
     now = time.time_ns()
+    extra = [attr(key, val) for key, val in (attributes or {}).items()]
     point = NumberDataPoint(
         as_double=value,
         start_time_unix_nano=now - 1_000_000_000,
         time_unix_nano=now,
-        attributes=[attr("gen_ai.agent.id", agent)],
+        attributes=[attr("gen_ai.agent.id", agent), *extra],
     )
     metric = Metric(
         name="synthorg.cost",
