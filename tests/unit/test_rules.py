@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.support.contract import RECORDED_SERIES
 
 from budgetwatch.limits import Limits, parse_limits
 from budgetwatch.promql import any_of, constant, number, replacement_literal, string_literal
@@ -26,22 +27,7 @@ from budgetwatch.rules import (
     render_rule_files,
 )
 
-CONTRACT_SERIES = {
-    "synthorg_cost_day_to_date",
-    "synthorg_cost_period_to_date",
-    "synthorg_agent_cost_day_to_date",
-    "synthorg_agent_cost_period_to_date",
-    "synthorg_budget_daily_limit",
-    "synthorg_budget_monthly_limit",
-    "synthorg_agent_budget_daily_limit",
-    "synthorg_agent_budget_monthly_limit",
-    "synthorg_budget_daily_used_percent",
-    "synthorg_budget_used_percent",
-    "synthorg_agent_budget_used_percent",
-    "synthorg_agent_budget_monthly_used_percent",
-    "synthorg_agent_tasks_day_to_date",
-    "synthorg_budget_limits_info",
-}
+CONTRACT_SERIES = RECORDED_SERIES
 
 LIMITS = """
 apiVersion: budgetwatch/v1

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.support.contract import RAW_SERIES, RECORDED_SERIES
 from tests.support.tools import ROOT
 
 RUNBOOKS = ROOT / "alerts" / "runbooks.md"
@@ -40,27 +41,7 @@ PARTS = (
 
 # Series a runbook may name: contract sections 3 and 5, the calls counter and the
 # instrumentation's self-monitoring; recorded series from the rendered rules are added below.
-CONTRACT_SERIES = {
-    "synthorg_cost_total",
-    "synthorg_tokens_total",
-    "synthorg_tasks_total",
-    "synthorg_calls_total",
-    "synthorg_telemetry_dropped_total",
-    "synthorg_cost_day_to_date",
-    "synthorg_cost_period_to_date",
-    "synthorg_agent_cost_day_to_date",
-    "synthorg_agent_cost_period_to_date",
-    "synthorg_budget_daily_limit",
-    "synthorg_budget_monthly_limit",
-    "synthorg_agent_budget_daily_limit",
-    "synthorg_agent_budget_monthly_limit",
-    "synthorg_budget_daily_used_percent",
-    "synthorg_budget_used_percent",
-    "synthorg_agent_budget_used_percent",
-    "synthorg_agent_budget_monthly_used_percent",
-    "synthorg_agent_tasks_day_to_date",
-    "synthorg_budget_limits_info",
-}
+CONTRACT_SERIES = RAW_SERIES | RECORDED_SERIES
 
 
 def sections(text: str) -> dict[str, str]:
@@ -107,9 +88,8 @@ def test_internal_links_point_at_anchors() -> None:
 
 def _rendered_rules() -> dict[str, str] | None:
     try:
-        from budgetwatch.rules import render_rule_files
-
         from budgetwatch.limits import load_limits
+        from budgetwatch.rules import render_rule_files
     except ImportError:
         return None
     limits = load_limits(ROOT / "limits.yaml")
@@ -181,9 +161,8 @@ def test_committed_rules_point_at_sections() -> None:
 def test_anchors_do_not_depend_on_the_namespace(tmp_path: Path) -> None:
     """Another namespace renames the alerts, not the runbook anchors they point at."""
     try:
-        from budgetwatch.rules import render_rule_files
-
         from budgetwatch.limits import parse_limits
+        from budgetwatch.rules import render_rule_files
     except ImportError:
         pytest.skip("budgetwatch.rules is not written yet")
     text = (ROOT / "limits.yaml").read_text()

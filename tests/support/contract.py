@@ -1,0 +1,35 @@
+"""The public series names of the contract (shared/design/contract.md), for the default
+namespace `synthorg`: what tests compare generated rules, runbooks and dashboards against."""
+
+from __future__ import annotations
+
+# Section 3, plus the calls counter and the instrumentation's self-monitoring.
+RAW_SERIES = frozenset(
+    {
+        "synthorg_cost_total",
+        "synthorg_tokens_total",
+        "synthorg_tasks_total",
+        "synthorg_calls_total",
+        "synthorg_telemetry_dropped_total",
+    }
+)
+
+# Section 5: the series the recording rules publish.
+RECORDED_SERIES = frozenset(
+    {
+        "synthorg_cost_day_to_date",
+        "synthorg_cost_period_to_date",
+        "synthorg_agent_cost_day_to_date",
+        "synthorg_agent_cost_period_to_date",
+        "synthorg_budget_daily_limit",
+        "synthorg_budget_monthly_limit",
+        "synthorg_agent_budget_daily_limit",
+        "synthorg_agent_budget_monthly_limit",
+        "synthorg_budget_daily_used_percent",
+        "synthorg_budget_used_percent",
+        "synthorg_agent_budget_used_percent",
+        "synthorg_agent_budget_monthly_used_percent",
+        "synthorg_agent_tasks_day_to_date",
+        "synthorg_budget_limits_info",
+    }
+)
