@@ -28,6 +28,12 @@ go_minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
 export CGO_ENABLED=0
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 
+# quietly LOG CMD...: run CMD with its chatter in LOG; show the LOG only when CMD fails.
+quietly() {
+  local log=$1; shift
+  "$@" >"$log" 2>&1 || { cat "$log" >&2; return 1; }
+}
+
 key_of() { printf '%s' "$*" | sha256sum | cut -c1-16; }
 
 # up_to_date NAME KEY BINARIES...: true when the stamp matches and every binary exists.
@@ -70,7 +76,7 @@ build_prometheus() {
   # A wrapper module: Prometheus's own go.mod may carry replace/exclude lines that make a
   # plain `go install pkg@version` refuse to build.
   (cd "$dir" && go mod init budgetwatch.local/prometheus-build >/dev/null 2>&1 \
-     && go get "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" \
+     && quietly "$dir/go-get.log" go get "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION" \
                "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" \
      && say "prometheus, promtool: modules ready, compiling" \
      && go build -tags remove_all_sd -ldflags "$(version_ldflags "$release")" -o "$bin/prometheus" github.com/prometheus/prometheus/cmd/prometheus \

@@ -13,18 +13,17 @@ import re
 import shlex
 import shutil
 import subprocess
-import threading
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from tests.support.procs import Alertmanager, Managed, free_port, http_get, wait_until
-from tests.support.tools import ROOT, TOOLS_BIN, run_tool, tool
+from tests.support.procs import Alertmanager, http_get, start_alertmanager, wait_until
+from tests.support.tools import ROOT, TOOLS_BIN, run_tool
+from tests.support.webhook import WebhookReceiver
 
 CONFIG = ROOT / "alerts" / "alertmanager.yml"
 NS = "Synthorg"
@@ -160,43 +159,10 @@ def test_routes(labels: dict[str, str], receiver: str) -> None:
 # --- a real Alertmanager --------------------------------------------------------------------
 
 
-class _Receiver:
-    """A webhook endpoint on loopback that keeps every notification it gets."""
-
-    def __init__(self) -> None:
-        self.notifications: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with outer.lock:
-                    outer.notifications.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def received(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return list(self.notifications)
-
-
 @pytest.fixture
-def receiver() -> Iterator[_Receiver]:
-    r = _Receiver()
-    r.thread.start()
-    try:
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as r:
         yield r
-    finally:
-        r.server.shutdown()
-        r.server.server_close()
 
 
 def start_test_alertmanager(
@@ -211,26 +177,11 @@ def start_test_alertmanager(
     (workdir / "secrets").mkdir()
     for name, value in secrets.items():
         (workdir / "secrets" / name).write_text(value + "\n")
-    # A single instance without clustering (as in compose.yaml): with a cluster port, an
-    # instance waits for its peers to settle before its first notification (about 10 s).
-    port = free_port()
-    server = Managed(
-        name="alertmanager",
-        argv=[
-            str(tool("alertmanager")),
-            f"--config.file={path}",
-            f"--storage.path={workdir / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        workdir=workdir,
-        ready_url=f"http://127.0.0.1:{port}/-/ready",
-    )
-    return Alertmanager(server.start(), port)
+    return start_alertmanager(workdir, config=path)
 
 
 @pytest.fixture
-def alertmanager(tmp_path: Path, receiver: _Receiver) -> Iterator[Alertmanager]:
+def alertmanager(tmp_path: Path, receiver: WebhookReceiver) -> Iterator[Alertmanager]:
     """The shipped config with shorter waits; routing, inhibition and receivers unchanged."""
     shipped = yaml.safe_load(CONFIG.read_text())
     config = yaml.safe_load(CONFIG.read_text())
@@ -286,7 +237,9 @@ def _state(am: Alertmanager, **params: str) -> set[tuple[str, str, str]]:
     return {_key(a["labels"]) for a in json.loads(body)}
 
 
-def test_inhibition_and_notifications(alertmanager: Alertmanager, receiver: _Receiver) -> None:
+def test_inhibition_and_notifications(
+    alertmanager: Alertmanager, receiver: WebhookReceiver
+) -> None:
     am = alertmanager
 
     def agent(level: str, who: str, window: str = "daily") -> dict[str, str]:
@@ -340,7 +293,7 @@ def test_inhibition_and_notifications(alertmanager: Alertmanager, receiver: _Rec
     # The webhook gets one notification per uninhibited alert group, and nothing else.
     def notified() -> dict[tuple[str, str, str], dict[str, Any]]:
         out: dict[tuple[str, str, str], dict[str, Any]] = {}
-        for n in receiver.received():
+        for n in receiver.payloads():
             for alert in n["alerts"]:
                 out[_key(alert["labels"])] = n
         return out
@@ -364,7 +317,7 @@ def test_inhibition_and_notifications(alertmanager: Alertmanager, receiver: _Rec
 
 
 def test_lower_level_notifies_when_the_higher_one_resolves(
-    alertmanager: Alertmanager, receiver: _Receiver
+    alertmanager: Alertmanager, receiver: WebhookReceiver
 ) -> None:
     """Inhibition is not silencing: once Exhausted resolves, the Critical alert comes through."""
     am = alertmanager
@@ -376,8 +329,8 @@ def test_lower_level_notifies_when_the_higher_one_resolves(
     wait_until(
         lambda: _state(am, inhibited="true", active="false") == {_key(critical)}, 10, "inhibition"
     )
-    wait_until(lambda: len(receiver.received()) >= 1, 20, "first notification", interval=0.5)
-    assert {_key(a["labels"]) for n in receiver.received() for a in n["alerts"]} == {
+    wait_until(lambda: len(receiver.payloads()) >= 1, 20, "first notification", interval=0.5)
+    assert {_key(a["labels"]) for n in receiver.payloads() for a in n["alerts"]} == {
         _key(exhausted)
     }
 
@@ -387,7 +340,7 @@ def test_lower_level_notifies_when_the_higher_one_resolves(
     wait_until(
         lambda: any(
             _key(a["labels"]) == _key(critical) and n["status"] == "firing"
-            for n in receiver.received()
+            for n in receiver.payloads()
             for a in n["alerts"]
         ),
         20,
@@ -396,7 +349,7 @@ def test_lower_level_notifies_when_the_higher_one_resolves(
     )
 
 
-def test_slack_example_renders_the_templates(tmp_path: Path, receiver: _Receiver) -> None:
+def test_slack_example_renders_the_templates(tmp_path: Path, receiver: WebhookReceiver) -> None:
     """The Slack example, pointed at a local endpoint, sends the templated title and text."""
     config = yaml.safe_load(with_examples())
     for r in config["receivers"]:
@@ -411,7 +364,7 @@ def test_slack_example_renders_the_templates(tmp_path: Path, receiver: _Receiver
         _post(am, [labels])
 
         def slack() -> list[dict[str, Any]]:
-            return [n for n in receiver.received() if "attachments" in n]
+            return [n for n in receiver.payloads() if "attachments" in n]
 
         wait_until(lambda: bool(slack()), 20, "the Slack notification", interval=0.5)
     finally:

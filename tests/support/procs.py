@@ -282,7 +282,10 @@ def start_alertmanager(
     config: Path | None = None,
     env: Mapping[str, str] = {},
 ) -> Alertmanager:
-    port, cluster_port = free_port(), free_port()
+    """A single Alertmanager, running in `workdir` (receivers' `url_file` paths are relative to
+    it). Clustering is off, as in compose.yaml: with a cluster port an instance waits for its
+    peers to settle before its first notification (about 10 s)."""
+    port = free_port()
     server = Managed(
         name="alertmanager",
         argv=[
@@ -290,7 +293,7 @@ def start_alertmanager(
             f"--config.file={config or ROOT / 'alerts' / 'alertmanager.yml'}",
             f"--storage.path={workdir / 'am-data'}",
             f"--web.listen-address=127.0.0.1:{port}",
-            f"--cluster.listen-address=127.0.0.1:{cluster_port}",
+            "--cluster.listen-address=",
         ],
         workdir=workdir,
         ready_url=f"http://127.0.0.1:{port}/-/ready",

@@ -89,6 +89,10 @@ class WebhookReceiver:
         with self._lock:
             return list(self.notifications)
 
+    def payloads(self) -> list[dict[str, Any]]:
+        """The JSON documents received so far, in arrival order."""
+        return [note.payload for note in self.snapshot()]
+
     def firing(self) -> Iterator[tuple[Notification, dict[str, Any]]]:
         """Every (notification, alert) pair whose alert was firing when it was sent."""
         for note in self.snapshot():
