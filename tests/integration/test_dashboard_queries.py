@@ -105,6 +105,18 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
 
 
+def _record_costs(app: App, rows: list[tuple[str, float, str, str, int, int]]) -> None:
+    for agent, cost, provider, model, tokens_in, tokens_out in rows:
+        app.cost(
+            agent,
+            cost,
+            provider=provider,
+            model=model,
+            input_tokens=tokens_in,
+            output_tokens=tokens_out,
+        )
+
+
 def _wait(check: Any, timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -149,15 +161,7 @@ def start_stack(workdir: Path, limits_text: str = LIMITS) -> Iterator[Stack]:
             env={"BUDGETWATCH_COLLECTOR_METRICS_PORT": str(collector_metrics)},
         )
         app = start_app(workdir / "app", collector.otlp_http, export_interval_s=0.5)
-        for agent, cost, provider, model, tokens_in, tokens_out in COSTS:
-            app.cost(
-                agent,
-                cost,
-                provider=provider,
-                model=model,
-                input_tokens=tokens_in,
-                output_tokens=tokens_out,
-            )
+        _record_costs(app, COSTS)
         for agent, status in TASKS:
             app.task(agent, status)
         for agent, outcome in CALLS:
@@ -166,15 +170,7 @@ def start_stack(workdir: Path, limits_text: str = LIMITS) -> Iterator[Stack]:
         app.flush()
         # A second batch a few seconds later, so that rate() over the counters has two points.
         time.sleep(3)
-        for agent, cost, provider, model, tokens_in, tokens_out in LATER_COSTS:
-            app.cost(
-                agent,
-                cost,
-                provider=provider,
-                model=model,
-                input_tokens=tokens_in,
-                output_tokens=tokens_out,
-            )
+        _record_costs(app, LATER_COSTS)
         app.flush()
         ns = limits.namespace
         _wait(
