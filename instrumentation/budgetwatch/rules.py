@@ -3,18 +3,19 @@
 The recording rules turn the raw counters (`<ns>_cost_total`, `<ns>_tasks_total`) into
 calendar-exact day-to-date and billing-period-to-date figures per agent and for the org, the
 limits in force as series, budget percentages and an exhaustion forecast. docs/rules.md
-explains every series and the accuracy of each; the short version of the method:
+explains the method, its bounds and tolerances; in short:
 
 * Every process (`instance`) is summed over provider and model into one helper counter per
-  agent and process, recorded at each evaluation.
-* Day-to-date of one process = its last value today - its last value before 00:00 UTC (0 when
-  born today) + the values it had before each counter reset today. "Last value today" reads
-  the helper through subqueries masked to today's steps, so processes that stopped
-  earlier today still count (a `[2h:5m]` helper read at hourly steps over the day: 48 points
-  per process, not 288); resets are caught between two evaluations and remembered in a sparse
-  helper labelled with the day.
-* Period-to-date = the day-to-date recorded just before each midnight of the billing period
-  (a `[31d:1d]` subquery: one point per agent and day) + today's day-to-date.
+  agent and process. Each evaluation takes its increase since the value last seen (carried
+  across a silent pipeline for up to BASELINE_BOUND_HOURS; a counter reset counts the new
+  counter; a process seen for the first time counts from its first raw sample, which is 0
+  for a process born now and anything else for one that was running before we saw it).
+* Per agent, accumulators labelled with the current day and billing period add up those
+  increases: the window of the evaluation that sees a rise gets it, so spend is never on
+  both sides of an edge nor lost. The accumulators carry themselves from one evaluation to
+  the next, and after a gap in rule evaluation recover from their own history.
+* A figure that starts late (a process first seen with a running counter) is flagged in
+  `<ns>_agent_cost_partial` until its window ends.
 * Limits are constant series, one rule per series, each revision bounded in time by its
   `effective_from` and the next one's.
 
@@ -42,15 +43,36 @@ ALERTS_FILE = "budget-alerts.yml"
 
 DAY = 86400
 AGENT = "gen_ai_agent_id"
-# Step of the "last value" subquery: with Prometheus' default 5 m lookback, a 5 m step sees
-# every sample of a series recorded at least every 5 minutes.
-LAST_TODAY_STEP = "5m"
+# A process unseen for this long is forgotten: if it comes back, it counts from its first
+# value again (and is flagged partial). Covers a silent pipeline of up to this long.
+BASELINE_BOUND_HOURS = 6
+# After a gap in rule evaluation, state is read back from this far, at this step (points read
+# per series: span / step), and for the billing period from each of the last midnights.
+RECOVERY_SPAN = "6h"
+RECOVERY_STEP = "15m"
+LONG_RECOVERY_SPAN = "35d"
 
 Window = Literal["daily", "monthly"]
 LEVELS: tuple[tuple[str, str], ...] = (
     ("warning", "warning"),
     ("critical", "critical"),
     ("exhausted", "critical"),
+)
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A calendar window: its name (the `window` label), the label its accumulators carry
+    (the index of the current window in days since 1970) and the helper holding its start."""
+
+    name: Window
+    label: str
+    start_helper: str
+
+
+WINDOWS: tuple[WindowSpec, WindowSpec] = (
+    WindowSpec("daily", "day", "day_start"),
+    WindowSpec("monthly", "period", "period_start"),
 )
 
 
@@ -135,10 +157,6 @@ class Names:
         return self.helper("time", "period_days")
 
     @property
-    def closed_days(self) -> str:
-        return self.helper("agent_cost", "period_closed_days")
-
-    @property
     def agent_rate(self) -> str:
         return self.helper("agent_cost", "rate1h")
 
@@ -146,16 +164,52 @@ class Names:
     def cost_series(self) -> str:
         return self.helper("cost_series", "count")
 
+    @property
+    def agent_cost_partial(self) -> str:
+        return f"{self.ns}_agent_cost_partial"
+
+    @property
+    def partial_since(self) -> str:
+        return self.helper("agent_cost", "partial_since")
+
+    def accumulator(self, level: str, window: WindowSpec) -> str:
+        return self.helper(level, f"{window.name}_total")
+
+    @property
+    def cost_counter(self) -> Counter:
+        return Counter(
+            raw=self.cost_total,
+            keep=(AGENT,),
+            level=f"{self.ns}:agent_instance_cost",
+            acc_level="agent_cost",
+            heartbeat=self.helper("budget_cost_rules", "evaluated"),
+        )
+
+    @property
+    def tasks_counter(self) -> Counter:
+        return Counter(
+            raw=self.tasks_total,
+            keep=(AGENT, self.task_status),
+            level=f"{self.ns}:agent_instance_tasks",
+            acc_level="agent_tasks",
+            heartbeat=self.helper("budget_task_rules", "evaluated"),
+        )
+
 
 @dataclass(frozen=True)
 class Counter:
-    """A raw counter and the labels its day-to-date keeps (besides job and instance)."""
+    """A raw counter family and how its per-window figures are kept.
+
+    `keep` are the labels a figure keeps (besides job and instance per process); `level` is
+    the helper prefix (`<ns>:<level>:...`) of its per-process helpers, `acc_level` of its
+    per-result accumulators.
+    """
 
     raw: str
     keep: tuple[str, ...]
-    # helper prefix: `<ns>:<level>:...`
     level: str
-    day_start_helper: str
+    acc_level: str
+    heartbeat: str
 
     @property
     def by_instance(self) -> str:
@@ -170,65 +224,194 @@ def _rule(record: str, expr: str) -> dict[str, Any]:
     return {"record": record, "expr": expr}
 
 
-def _now_day_label() -> str:
-    # {day="<days since 1970>"}: count_values turns the value into a label.
-    return 'count_values("day", floor(vector(time()) / 86400))'
+def _duration_seconds(text: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600}
+    if not text or text[-1] not in units or not text[:-1].isdigit():
+        raise ValueError(f"evaluation interval {text!r}: expected e.g. 30s, 1m or 2m")
+    return int(text[:-1]) * units[text[-1]]
 
 
-def _instance_day_to_date_rules(names: Names, c: Counter) -> tuple[list[dict[str, Any]], str]:
-    """Helper rules for one counter, and the per-process day-to-date expression over them."""
-    total = names.helper(c.level, "sum")
-    base = names.helper(c.level, "day_start")
-    carry = names.helper(c.level, "reset_carry")
-    recent = names.helper(c.level, "last_2h")
-    last = names.helper(c.level, "last_today")
-    today = f"vector(time()) >= {c.day_start_helper} @ end()"
-    rules = [
+def _window_label(window: WindowSpec, names: Names) -> str:
+    """`{<label>="<index of the current window>"}` with value 1: tags an accumulator.
+
+    The day is computed inline: the tasks group cannot read the cost group's time helpers
+    (another group may not have run yet at this timestamp).
+    """
+    if window.name == "daily":
+        start = f"floor(vector(time()) / {DAY})"
+    else:
+        start = f"{names.helper('time', window.start_helper)} / {DAY}"
+    return f'count_values("{window.label}", {start})'
+
+
+def _recovered(series: str, resumed: str, span: str = RECOVERY_SPAN) -> str:
+    """The last value `series` had before the rule evaluator stopped, if it just resumed."""
+    return f"(last_over_time({series}[{span}:{RECOVERY_STEP}]) and on() {resumed})"
+
+
+def _process_rules(c: Counter, interval: str) -> list[dict[str, Any]]:
+    """Per process (agent, ..., job, instance): the increase since the previous evaluation.
+
+    `last` carries the last value seen, however long ago within BASELINE_BOUND, so that spend
+    during a silent pipeline is counted when the data comes back, on the side of the edge
+    where the first evaluation that sees it falls.
+    """
+    total = f"{c.level}:sum"
+    last = f"{c.level}:last"
+    prev = f"{c.level}:last_prev"
+    seen = f"{c.level}:last_seen"
+    delta = f"{c.level}:increase"
+    resumed = f"absent({c.heartbeat})"
+    # Raw samples since the previous evaluation, plus a minute for samples that arrive late:
+    # the first value of a process seen for the first time (0 when it was born just now).
+    first_range = f"{_duration_seconds(interval) + 60}s"
+    first = f"sum by ({c.by_instance}) (min_over_time({c.raw}[{first_range}]))"
+    bound = int(BASELINE_BOUND_HOURS * 3600)
+    return [
         # One counter per agent and process: a process' series all reset together.
         _rule(total, f"sum by ({c.by_instance}) ({c.raw})"),
-        # Value just before 00:00 UTC: the helper's last sample of yesterday (the same figure
-        # yesterday's last evaluation used, so days tile exactly), else the raw series' (first
-        # day after deploying the rules, or a gap in rule evaluation at midnight).
+        # The last value before this evaluation: the carried one, or after a gap in rule
+        # evaluation (no heartbeat within the lookback) the one recorded before the gap.
+        _rule(prev, f"{last}\nor\n{_recovered(last, resumed)}"),
         _rule(
-            base,
-            f"last_over_time(({total} offset 1ms)[1d:1d])\n"
-            f"or\nsum by ({c.by_instance}) (last_over_time(({c.raw} offset 1ms)[1d:1d]))",
+            delta,
+            # counter reset (same instance restarted): the new counter counts from 0
+            f"({total} and on({c.by_instance}) ({total} < {prev} * (1 - 1e-9)))\n"
+            f"or\nclamp_min({total} - {prev}, 0)\n"
+            # first seen: counted from its first value (0 for a process born now)
+            f"or\n({total} - {first})",
         ),
-        # A counter reset (same instance restarted): remember the value it had before, once,
-        # labelled with the day. Sparse: one sample per reset. The 1e-9 slack ignores float
-        # rounding of the sum when a new provider/model series joins it.
+        # When each process was last seen; a process unseen for longer than the bound is
+        # forgotten, and counted from its first value if it ever comes back.
         _rule(
-            carry,
-            f"(({total} offset 1ms) > ({total} + 1e-9 * ({total} offset 1ms)))\n"
-            f"* on() group_left(day) {_now_day_label()}",
+            seen,
+            f"({total} * 0 + time())\nor\n(({seen} or {prev} * 0 + time()) > time() - {bound})",
         ),
-        # Last value today within the last 2 hours (a 5m step sees every sample with the
-        # default 5m lookback). Kept 2 h so that the hourly reads below overlap.
-        _rule(
-            recent,
-            f"last_over_time(\n  ({total} and on() ({today}))[2h:{LAST_TODAY_STEP}]\n)",
-        ),
-        # Last value today of every process, alive (now) or stopped earlier today (the 2 h
-        # helper read once an hour): 24 + 24 points per process instead of 288.
-        _rule(
-            last,
-            f"{total}\nor\n{recent}\nor\nlast_over_time(\n"
-            f"  ({recent} and on() (vector(time()) > {c.day_start_helper} @ end()))[1d:1h]\n)",
-        ),
+        _rule(last, f"{total}\nor\n({prev} and on({c.by_instance}) {seen})"),
     ]
-    carried_today = (
-        f"sum without (day) (\n    sum_over_time({carry}[1d])\n"
-        f"    and on(day) {_now_day_label()}\n  )"
-    )
-    per_instance = (
-        f"clamp_min(\n  {last} - ({base} or {last} * 0)\n"
-        f"  + ({carried_today} or {last} * 0),\n  0\n)"
-    )
-    return rules, per_instance
 
 
-def _day_start_rule(record: str) -> dict[str, Any]:
-    return _rule(record, "floor(vector(time()) / 86400) * 86400")
+def _first_seen_partial(c: Counter) -> str:
+    """Agents with a process seen for the first time this evaluation with a running counter."""
+    first = f"{c.level}:increase"
+    total = f"{c.level}:sum"
+    return (
+        f"min by ({c.by_result}) (\n"
+        f"  ({total} - {first} > 0) unless on({c.by_instance}) {c.level}:last_prev\n"
+        f") * 0 + time()"
+    )
+
+
+def _accumulator_rule(
+    names: Names, c: Counter, window: WindowSpec, long_recovery: str | None
+) -> dict[str, Any]:
+    """Spend (or count) of the current window per result: carried, plus this evaluation's."""
+    acc = names.accumulator(c.acc_level, window)
+    resumed = f"absent({c.heartbeat})"
+    previous = f"{acc}\nor\n{_recovered(acc, resumed)}"
+    if long_recovery is not None:
+        previous += f"\nor\n{long_recovery}"
+    label = _window_label(window, names)
+    delta = (
+        f"label_replace(\n"
+        f"  sum by ({c.by_result}) ({c.level}:increase) * on() group_left({window.label}) {label},\n"
+        f'  "part", "increase", "", ""\n)'
+    )
+    expr = (
+        f"sum by ({c.by_result}, {window.label}) (\n"
+        f"  (\n{_indent(previous, 4)}\n  ) and on({window.label}) {label}\n"
+        f"  or\n{_indent(delta, 2)}\n)"
+    )
+    return _rule(acc, expr)
+
+
+def _indent(text: str, spaces: int) -> str:
+    pad = " " * spaces
+    return "\n".join(pad + line for line in text.splitlines())
+
+
+def _partial_rule(
+    names: Names, c: Counter, window: WindowSpec, extra_new: str | None
+) -> dict[str, Any]:
+    """Since when the window's figure of each agent is a lower bound (absent when exact)."""
+    since = names.partial_since
+    mine = f'{since}{{window="{window.name}"}}'
+    resumed = f"absent({c.heartbeat})"
+    label = _window_label(window, names)
+    new = _first_seen_partial(c)
+    if extra_new is not None:
+        new = f"{new}\nor\n{extra_new}"
+    expr = (
+        f"(\n  {mine}\n  or\n  {_recovered(mine, resumed)}\n) and on({window.label}) {label}\n"
+        f"or\nlabel_replace(\n"
+        f"  ({new}) * on() group_left({window.label}) {label},\n"
+        f'  "window", "{window.name}", "", ""\n)'
+    )
+    return _rule(since, expr)
+
+
+def _time_rules(names: Names, reset_day: int) -> list[dict[str, Any]]:
+    return [
+        _rule(names.day_start, f"floor(vector(time()) / {DAY}) * {DAY}"),
+        _rule(names.period_start, _period_start_expr(reset_day)),
+        _rule(names.period_days, f"days_in_month({names.period_start})"),
+    ]
+
+
+def _cost_rules(names: Names, c: Counter, interval: str) -> list[dict[str, Any]]:
+    day, period = WINDOWS
+    period_acc = names.accumulator(c.acc_level, period)
+    long_recovered = names.helper(c.acc_level, f"{period.name}_recovered")
+    resumed = f"absent({c.heartbeat})"
+    rules = _process_rules(c, interval)
+    rules += [
+        _accumulator_rule(names, c, day, None),
+        # After a gap in rule evaluation longer than RECOVERY_SPAN: the period as it stood at
+        # the last midnight the evaluator saw (later spend is lost; flagged partial).
+        _rule(
+            long_recovered,
+            f"(last_over_time({period_acc}[{LONG_RECOVERY_SPAN}:1d]) and on() {resumed})\n"
+            f"and on({period.label}) {_window_label(period, names)}\n"
+            f"unless on({c.by_result}) {_recovered(period_acc, resumed)}",
+        ),
+        _accumulator_rule(names, c, period, long_recovered),
+        _partial_rule(names, c, day, None),
+        _partial_rule(
+            names,
+            c,
+            period,
+            f"min by ({c.by_result}) ({long_recovered}) * 0 + time()",
+        ),
+        # Agents seen this period but idle today show an explicit 0.
+        _rule(
+            names.agent_cost_day_to_date,
+            f"sum without ({day.label}) ({names.accumulator(c.acc_level, day)})\n"
+            f"or\nsum without ({period.label}) ({period_acc}) * 0",
+        ),
+        _rule(names.agent_cost_period_to_date, f"sum without ({period.label}) ({period_acc})"),
+        _rule(
+            names.agent_cost_partial,
+            f"sum without ({day.label}, {period.label}) ({names.partial_since}) * 0 + 1",
+        ),
+        _rule(names.cost_day_to_date, f"sum({names.agent_cost_day_to_date}) or vector(0)"),
+        _rule(names.cost_period_to_date, f"sum({names.agent_cost_period_to_date}) or vector(0)"),
+    ]
+    return rules
+
+
+def _task_rules(names: Names, c: Counter, interval: str) -> list[dict[str, Any]]:
+    day = WINDOWS[0]
+    acc = names.accumulator(c.acc_level, day)
+    return [
+        *_process_rules(c, interval),
+        _accumulator_rule(names, c, day, None),
+        _rule(names.agent_tasks_day_to_date, f"sum without ({day.label}) ({acc})"),
+    ]
+
+
+def _heartbeat(c: Counter) -> dict[str, Any]:
+    # Last in its group: rules above read the previous evaluation's, to tell a gap.
+    return _rule(c.heartbeat, "vector(time())")
 
 
 def _period_start_expr(reset_day: int) -> str:
@@ -298,47 +481,9 @@ def _agent_limit_term(names: Names, revision: Revision, window: Window) -> str |
 def recording_groups(limits: Limits, interval: str = DEFAULT_EVALUATION_INTERVAL) -> list[Any]:
     names = Names(limits.namespace)
     revisions = limits.revisions
-    cost = Counter(
-        raw=names.cost_total,
-        keep=(AGENT,),
-        level="agent_instance_cost",
-        day_start_helper=names.day_start,
-    )
-    task_day_start = names.helper("task_time", "day_start")
-    tasks = Counter(
-        raw=names.tasks_total,
-        keep=(AGENT, names.task_status),
-        level="agent_instance_tasks",
-        day_start_helper=task_day_start,
-    )
-
-    cost_rules: list[dict[str, Any]] = [
-        _day_start_rule(names.day_start),
-        _rule(names.period_start, _period_start_expr(limits.billing.reset_day)),
-        _rule(names.period_days, f"days_in_month({names.period_start})"),
-    ]
-    helpers, per_instance = _instance_day_to_date_rules(names, cost)
-    cost_rules += helpers
-    cost_rules += [
-        # Each closed day of the period: the day-to-date recorded just before its midnight.
-        _rule(
-            names.closed_days,
-            f"sum_over_time(\n  (\n    ({names.agent_cost_day_to_date} offset 1ms)\n"
-            f"    and on() (vector(time()) > {names.period_start} @ end())\n  )[31d:1d]\n)",
-        ),
-        # Agents seen this period but idle today get an explicit 0.
-        _rule(
-            names.agent_cost_day_to_date,
-            f"sum by ({AGENT}) (\n{per_instance}\n)\nor\n{names.closed_days} * 0",
-        ),
-        _rule(
-            names.agent_cost_period_to_date,
-            f"{names.closed_days} + {names.agent_cost_day_to_date}\n"
-            f"or\n{names.agent_cost_day_to_date}",
-        ),
-        _rule(names.cost_day_to_date, f"sum({names.agent_cost_day_to_date}) or vector(0)"),
-        _rule(names.cost_period_to_date, f"sum({names.agent_cost_period_to_date}) or vector(0)"),
-    ]
+    cost = names.cost_counter
+    tasks = names.tasks_counter
+    cost_rules = _time_rules(names, limits.billing.reset_day) + _cost_rules(names, cost, interval)
 
     info = _over_revisions(
         revisions,
@@ -369,26 +514,22 @@ def recording_groups(limits: Limits, interval: str = DEFAULT_EVALUATION_INTERVAL
                 f"{agent_spend} / on({AGENT}) {names.agent_limit(window)} * 100",
             )
         )
-    total = names.helper(cost.level, "sum")
     cost_rules += [
-        _rule(names.agent_rate, f"sum by ({AGENT}) (rate({total}[1h]))"),
+        # The last hour's rate from 5-minute points of the per-process sums (a raw `[1h]`
+        # range would read 360 samples per series at 10 s).
+        _rule(names.agent_rate, f"sum by ({AGENT}) (rate({cost.level}:sum[1h:5m]))"),
         # Seconds until the daily limit at the last hour's rate, only if before 00:00 UTC.
         _rule(
             names.exhaustion_seconds,
             f"(\n  ({names.agent_limit('daily')} - on({AGENT}) "
             f"{names.agent_cost_day_to_date}) > 0\n)\n"
             f"/ on({AGENT}) ({names.agent_rate} > 0)\n"
-            f"< on() group_left() ({names.day_start} + 86400 - time())",
+            f"< on() group_left() ({names.day_start} + {DAY} - time())",
         ),
         _rule(names.cost_series, f"count({names.cost_total})"),
+        _heartbeat(cost),
     ]
-
-    task_rules: list[dict[str, Any]] = [_day_start_rule(task_day_start)]
-    helpers, per_instance = _instance_day_to_date_rules(names, tasks)
-    task_rules += helpers
-    task_rules.append(
-        _rule(names.agent_tasks_day_to_date, f"sum by ({tasks.by_result}) (\n{per_instance}\n)")
-    )
+    task_rules = _task_rules(names, tasks, interval) + [_heartbeat(tasks)]
     return [
         {"name": f"{limits.namespace}-budget-cost", "interval": interval, "rules": cost_rules},
         {"name": f"{limits.namespace}-budget-tasks", "interval": interval, "rules": task_rules},
