@@ -343,11 +343,10 @@ def _partial_rule(
         new = f"{new}\nor\n{extra_new}"
     expr = (
         f"(\n  {mine}\n  or\n  {_recovered(mine, resumed)}\n) and on({window.label}) {label}\n"
-        f"or\nlabel_replace(\n"
-        f"  ({new}) * on() group_left({window.label}) {label},\n"
-        f'  "window", "{window.name}", "", ""\n)'
+        f"or\n(\n{_indent(new, 2)}\n) * on() group_left({window.label}) {label}"
     )
-    return _rule(since, expr)
+    # The window as a rule label: two rules record this name, one per window.
+    return {**_rule(since, expr), "labels": {"window": window.name}}
 
 
 def _time_rules(names: Names, reset_day: int) -> list[dict[str, Any]]:
@@ -555,6 +554,35 @@ def _query_value(series: str) -> str:
     )
 
 
+# Alert text for figures that are lower bounds: `$since` is set (to when the figure started
+# to be partial) by a template query on the partial helper, and the text says "at least".
+_at_least = '{{ if $since }}at least {{ end }}'
+_lower_bound_note = (
+    "{{ if $since }} This is a lower bound: it counts from {{ $since }}, when a process "
+    "was first seen with a running counter (spend before that is unknown).{{ end }}"
+)
+
+
+def _partial_since_agent(names: Names, window: Window) -> str:
+    query = (
+        f'min({names.partial_since}{{{AGENT}=%q,window=\\"{window}\\"}})'
+    )
+    return (
+        '{{ $since := "" }}'
+        f'{{{{ with printf "{query}" $labels.{AGENT} | query }}}}'
+        "{{ $since = . | first | value | humanizeTimestamp }}{{ end }}"
+    )
+
+
+def _partial_since_org(names: Names, window: Window) -> str:
+    query = f'min({names.partial_since}{{window=\\"{window}\\"}})'
+    return (
+        '{{ $since := "" }}'
+        f'{{{{ with query "{query}" }}}}'
+        "{{ $since = . | first | value | humanizeTimestamp }}{{ end }}"
+    )
+
+
 def _with_limit_label(limit_series: str) -> str:
     """`* on(agent) group_left(limit) ...`: adds the agent's limit as label `limit`."""
     return (
@@ -597,19 +625,23 @@ def alert_groups(
                         f"(\n  {names.agent_percent(window)} >= {threshold}\n)\n"
                         f"{_with_limit_label(names.agent_limit(window))}"
                     )
-                    summary = f"Agent {agent} used {pct}% of its {window} budget"
+                    since = _partial_since_agent(names, window)
+                    summary = f"{since}Agent {agent} used {_at_least}{pct}% of its {window} budget"
                     description = (
-                        f"Agent {agent} has spent {pct}% of its {window} limit of "
-                        f"{{{{ $labels.limit }}}} {currency} {when} ({level} at {threshold}%)."
+                        f"{since}Agent {agent} has spent {_at_least}{pct}% of its {window} limit "
+                        f"of {{{{ $labels.limit }}}} {currency} {when} ({level} at {threshold}%)."
+                        f"{_lower_bound_note}"
                     )
                 else:
                     expr = f"{names.org_percent(window)} >= {threshold}"
                     spent = _query_value(org_spend)
                     of_limit = _query_value(names.org_limit(window))
-                    summary = f"The organization used {pct}% of its {window} budget"
+                    since = _partial_since_org(names, window)
+                    summary = f"{since}The organization used {_at_least}{pct}% of its {window} budget"
                     description = (
-                        f"The organization has spent {spent} {currency} {when} of its {window} "
-                        f"limit of {of_limit} {currency} ({pct}%, {level} at {threshold}%)."
+                        f"{since}The organization has spent {_at_least}{spent} {currency} {when} "
+                        f"of its {window} limit of {of_limit} {currency} ({pct}%, {level} at "
+                        f"{threshold}%).{_lower_bound_note}"
                     )
                 alerts.append(
                     {
