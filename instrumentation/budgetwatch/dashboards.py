@@ -58,6 +58,7 @@ SERIES: Mapping[str, str] = {
     "{ns}_agent_budget_monthly_used_percent": "rules",
     "{ns}_agent_tasks_day_to_date": "rules",
     "{ns}_budget_limits_info": "rules",
+    "{ns}_agent_cost_partial": "rules, while a figure is a lower bound only",
     # Alert rules: Prometheus's own series of pending and firing alerts.
     "ALERTS": "rules",
     # Instrumentation (contract section 3, interface 1).
@@ -152,6 +153,7 @@ class PanelDef:
     show_name: bool = False  # a stat showing its series' name (an info metric's label)
     agent_link: bool = False  # clicking an agent's value opens the agent detail dashboard
     zero_text: str = ""  # shown instead of a value of 0
+    value_texts: Sequence[tuple[str, str, str]] = ()  # (value, text shown, colour)
 
 
 @dataclass(frozen=True)
@@ -347,9 +349,32 @@ def overview_def(limits: Limits) -> DashboardDef:
                         table=True,
                     )
                 ],
-                width=24,
+                width=18,
                 height=7,
                 no_value="no budget alert",
+            ),
+            PanelDef(
+                "stat",
+                "Agents with partial figures",
+                "Agents whose figure for today or this billing period is a lower bound "
+                f"({ns}_agent_cost_partial): a process was first seen with a running counter "
+                "(a new or wiped Prometheus, a pipeline silent for longer than 6 hours), so "
+                "spend before that is unknown. Their alerts say 'at least'.",
+                [
+                    Query(
+                        f'count({ns}_agent_cost_partial{{window="daily"}}) or vector(0)',
+                        "today",
+                        True,
+                    ),
+                    Query(
+                        f'count({ns}_agent_cost_partial{{window="monthly"}}) or vector(0)',
+                        "this period",
+                        True,
+                    ),
+                ],
+                width=6,
+                height=7,
+                value_texts=(("0", "none", "green"),),
             ),
         ],
     )
@@ -364,6 +389,7 @@ def agent_def(limits: Limits) -> DashboardDef:
     failed = _agent_sel(f'{status}="failed"')
     finished = _agent_sel(f'{status}=~"completed|failed"')
     failed_calls = _agent_sel(f'{ns}_call_outcome="failed"')
+    daily, monthly = _agent_sel('window="daily"'), _agent_sel('window="monthly"')
     return DashboardDef(
         name="agent-detail",
         title=f"{limits.alert_prefix} agent budgets and tasks",
@@ -437,6 +463,28 @@ def agent_def(limits: Limits) -> DashboardDef:
                 width=6,
                 budget_thresholds=True,
                 no_value="no monthly limit",
+            ),
+            PanelDef(
+                "stat",
+                "Figures exact or lower bounds",
+                "Whether today's and this billing period's figures of the selected agents are "
+                f"exact, or lower bounds ({ns}_agent_cost_partial): a process was first seen "
+                "with a running counter, so spend before that moment is unknown.",
+                [
+                    Query(
+                        f"max({ns}_agent_cost_partial{daily}) or vector(0)",
+                        "today",
+                        instant=True,
+                    ),
+                    Query(
+                        f"max({ns}_agent_cost_partial{monthly}) or vector(0)",
+                        "this period",
+                        instant=True,
+                    ),
+                ],
+                width=24,
+                height=3,
+                value_texts=(("0", "exact", "green"), ("1", "at least (partial)", "orange")),
             ),
             PanelDef(
                 "timeseries",
@@ -875,9 +923,15 @@ def _panel(spec: PanelDef, limits: Limits) -> Any:
     )
     if spec.no_value:
         panel = panel.no_value(spec.no_value)
+    texts = list(spec.value_texts)
     if spec.zero_text:
-        zero = dash_model.ValueMappingResult(text=spec.zero_text, color="red")
-        panel = panel.mappings([dash_model.ValueMap(options={"0": zero})])
+        texts.append(("0", spec.zero_text, "red"))
+    if texts:
+        options = {
+            value: dash_model.ValueMappingResult(text=text, color=colour)
+            for value, text, colour in texts
+        }
+        panel = panel.mappings([dash_model.ValueMap(options=options)])
     if spec.agent_link:
         detail = dashboard_uid(limits.namespace, "agent-detail")
         panel = panel.data_links(

@@ -168,9 +168,9 @@ class Names:
     def agent_cost_partial(self) -> str:
         return f"{self.ns}_agent_cost_partial"
 
-    @property
-    def partial_since(self) -> str:
-        return self.helper("agent_cost", "partial_since")
+    def partial_since(self, window: Window) -> str:
+        """Helper: since when an agent's figure of that window is a lower bound."""
+        return self.helper("agent_cost", f"{window}_partial_since")
 
     def accumulator(self, level: str, window: WindowSpec) -> str:
         return self.helper(level, f"{window.name}_total")
@@ -314,7 +314,8 @@ def _accumulator_rule(
     label = _window_label(window, names)
     delta = (
         f"label_replace(\n"
-        f"  sum by ({c.by_result}) ({c.level}:increase) * on() group_left({window.label}) {label},\n"
+        f"  sum by ({c.by_result}) ({c.level}:increase)\n"
+        f"  * on() group_left({window.label}) {label},\n"
         f'  "part", "increase", "", ""\n)'
     )
     expr = (
@@ -334,18 +335,16 @@ def _partial_rule(
     names: Names, c: Counter, window: WindowSpec, extra_new: str | None
 ) -> dict[str, Any]:
     """Since when the window's figure of each agent is a lower bound (absent when exact)."""
-    since = names.partial_since
-    mine = f'{since}{{window="{window.name}"}}'
+    since = names.partial_since(window.name)
     resumed = f"absent({c.heartbeat})"
     label = _window_label(window, names)
     new = _first_seen_partial(c)
     if extra_new is not None:
         new = f"{new}\nor\n{extra_new}"
     expr = (
-        f"(\n  {mine}\n  or\n  {_recovered(mine, resumed)}\n) and on({window.label}) {label}\n"
+        f"(\n  {since}\n  or\n  {_recovered(since, resumed)}\n) and on({window.label}) {label}\n"
         f"or\n(\n{_indent(new, 2)}\n) * on() group_left({window.label}) {label}"
     )
-    # The window as a rule label: two rules record this name, one per window.
     return {**_rule(since, expr), "labels": {"window": window.name}}
 
 
@@ -390,7 +389,12 @@ def _cost_rules(names: Names, c: Counter, interval: str) -> list[dict[str, Any]]
         _rule(names.agent_cost_period_to_date, f"sum without ({period.label}) ({period_acc})"),
         _rule(
             names.agent_cost_partial,
-            f"sum without ({day.label}, {period.label}) ({names.partial_since}) * 0 + 1",
+            "\nor\n".join(
+                f"label_replace(\n  sum without ({w.label}) "
+                f"({names.partial_since(w.name)}) * 0 + 1,\n"
+                f'  "window", "{w.name}", "", ""\n)'
+                for w in WINDOWS
+            ),
         ),
         _rule(names.cost_day_to_date, f"sum({names.agent_cost_day_to_date}) or vector(0)"),
         _rule(names.cost_period_to_date, f"sum({names.agent_cost_period_to_date}) or vector(0)"),
@@ -528,7 +532,7 @@ def recording_groups(limits: Limits, interval: str = DEFAULT_EVALUATION_INTERVAL
         _rule(names.cost_series, f"count({names.cost_total})"),
         _heartbeat(cost),
     ]
-    task_rules = _task_rules(names, tasks, interval) + [_heartbeat(tasks)]
+    task_rules = [*_task_rules(names, tasks, interval), _heartbeat(tasks)]
     return [
         {"name": f"{limits.namespace}-budget-cost", "interval": interval, "rules": cost_rules},
         {"name": f"{limits.namespace}-budget-tasks", "interval": interval, "rules": task_rules},
@@ -556,7 +560,7 @@ def _query_value(series: str) -> str:
 
 # Alert text for figures that are lower bounds: `$since` is set (to when the figure started
 # to be partial) by a template query on the partial helper, and the text says "at least".
-_at_least = '{{ if $since }}at least {{ end }}'
+_at_least = "{{ if $since }}at least {{ end }}"
 _lower_bound_note = (
     "{{ if $since }} This is a lower bound: it counts from {{ $since }}, when a process "
     "was first seen with a running counter (spend before that is unknown).{{ end }}"
@@ -564,9 +568,7 @@ _lower_bound_note = (
 
 
 def _partial_since_agent(names: Names, window: Window) -> str:
-    query = (
-        f'min({names.partial_since}{{{AGENT}=%q,window=\\"{window}\\"}})'
-    )
+    query = f"min({names.partial_since(window)}{{{AGENT}=%q}})"
     return (
         '{{ $since := "" }}'
         f'{{{{ with printf "{query}" $labels.{AGENT} | query }}}}'
@@ -575,7 +577,7 @@ def _partial_since_agent(names: Names, window: Window) -> str:
 
 
 def _partial_since_org(names: Names, window: Window) -> str:
-    query = f'min({names.partial_since}{{window=\\"{window}\\"}})'
+    query = f"min({names.partial_since(window)})"
     return (
         '{{ $since := "" }}'
         f'{{{{ with query "{query}" }}}}'
@@ -637,7 +639,9 @@ def alert_groups(
                     spent = _query_value(org_spend)
                     of_limit = _query_value(names.org_limit(window))
                     since = _partial_since_org(names, window)
-                    summary = f"{since}The organization used {_at_least}{pct}% of its {window} budget"
+                    summary = (
+                        f"{since}The organization used {_at_least}{pct}% of its {window} budget"
+                    )
                     description = (
                         f"{since}The organization has spent {_at_least}{spent} {currency} {when} "
                         f"of its {window} limit of {of_limit} {currency} ({pct}%, {level} at "

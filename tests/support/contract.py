@@ -31,5 +31,7 @@ RECORDED_SERIES = frozenset(
         "synthorg_agent_budget_monthly_used_percent",
         "synthorg_agent_tasks_day_to_date",
         "synthorg_budget_limits_info",
+        # section 8, from the outages issue
+        "synthorg_agent_cost_partial",
     }
 )
