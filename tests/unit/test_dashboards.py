@@ -242,7 +242,7 @@ def test_namespace_reaches_every_query_and_uid() -> None:
 
 
 def test_series_list_matches_the_contract() -> None:
-    recorded = {n.removeprefix("{ns}_") for n, origin in SERIES.items() if origin.startswith("rules")}
+    recorded = {n.removeprefix("{ns}_") for n, o in SERIES.items() if o.startswith("rules")}
     assert recorded - {"ALERTS"} == RECORDED
     raw = {n.removeprefix("{ns}_") for n, o in SERIES.items() if o.startswith("instrumentation")}
     assert raw <= RAW
