@@ -7,7 +7,7 @@ explains the method, its bounds and tolerances; in short:
 
 * Every process (`instance`) is summed over provider and model into one helper counter per
   agent and process. Each evaluation takes its increase since the value last seen (carried
-  across a silent pipeline for up to BASELINE_BOUND_HOURS; a counter reset counts the new
+  across a silent pipeline for up to `Timing.baseline_bound_s`, 6 h; a counter reset counts the new
   counter; a process seen for the first time counts from its first raw sample, which is 0
   for a process born now and anything else for one that was running before we saw it).
 * Per agent, accumulators labelled with the current day and billing period add up those
@@ -26,7 +26,7 @@ VictoriaMetrics rulers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import yaml
@@ -43,14 +43,24 @@ ALERTS_FILE = "budget-alerts.yml"
 
 DAY = 86400
 AGENT = "gen_ai_agent_id"
-# A process unseen for this long is forgotten: if it comes back, it counts from its first
-# value again (and is flagged partial). Covers a silent pipeline of up to this long.
-BASELINE_BOUND_HOURS = 6
-# After a gap in rule evaluation, state is read back from this far, at this step (points read
-# per series: span / step), and for the billing period from each of the last midnights.
-RECOVERY_SPAN = "6h"
-RECOVERY_STEP = "15m"
-LONG_RECOVERY_SPAN = "35d"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The clock the rules run on. Tests shorten the day (a short calendar) to cross window
+    edges within minutes; everything else uses the defaults."""
+
+    interval: str = "1m"  # rule evaluation interval (keep it under the 5m lookback)
+    day_seconds: int = DAY  # length of the daily window
+    # A process unseen for this long is forgotten: if it comes back, it counts from its first
+    # value again (and is flagged partial). Covers a silent pipeline of up to this long.
+    baseline_bound_s: int = 6 * 3600
+    # After a gap in rule evaluation, state is read back from this far, at this step (points
+    # read per series: span / step), and the billing period from each of the last midnights.
+    recovery_span: str = "6h"
+    recovery_step: str = "15m"
+    long_recovery_span: str = "35d"
+
 
 Window = Literal["daily", "monthly"]
 LEVELS: tuple[tuple[str, str], ...] = (
@@ -231,25 +241,25 @@ def _duration_seconds(text: str) -> int:
     return int(text[:-1]) * units[text[-1]]
 
 
-def _window_label(window: WindowSpec, names: Names) -> str:
+def _window_label(window: WindowSpec, names: Names, t: Timing) -> str:
     """`{<label>="<index of the current window>"}` with value 1: tags an accumulator.
 
     The day is computed inline: the tasks group cannot read the cost group's time helpers
     (another group may not have run yet at this timestamp).
     """
     if window.name == "daily":
-        start = f"floor(vector(time()) / {DAY})"
+        start = f"floor(vector(time()) / {t.day_seconds})"
     else:
         start = f"{names.helper('time', window.start_helper)} / {DAY}"
     return f'count_values("{window.label}", {start})'
 
 
-def _recovered(series: str, resumed: str, span: str = RECOVERY_SPAN) -> str:
+def _recovered(series: str, resumed: str, t: Timing) -> str:
     """The last value `series` had before the rule evaluator stopped, if it just resumed."""
-    return f"(last_over_time({series}[{span}:{RECOVERY_STEP}]) and on() {resumed})"
+    return f"(last_over_time({series}[{t.recovery_span}:{t.recovery_step}]) and on() {resumed})"
 
 
-def _process_rules(c: Counter, interval: str) -> list[dict[str, Any]]:
+def _process_rules(c: Counter, t: Timing) -> list[dict[str, Any]]:
     """Per process (agent, ..., job, instance): the increase since the previous evaluation.
 
     `last` carries the last value seen, however long ago within BASELINE_BOUND, so that spend
@@ -264,15 +274,15 @@ def _process_rules(c: Counter, interval: str) -> list[dict[str, Any]]:
     resumed = f"absent({c.heartbeat})"
     # Raw samples since the previous evaluation, plus a minute for samples that arrive late:
     # the first value of a process seen for the first time (0 when it was born just now).
-    first_range = f"{_duration_seconds(interval) + 60}s"
+    first_range = f"{_duration_seconds(t.interval) + 60}s"
     first = f"sum by ({c.by_instance}) (min_over_time({c.raw}[{first_range}]))"
-    bound = int(BASELINE_BOUND_HOURS * 3600)
+    bound = t.baseline_bound_s
     return [
         # One counter per agent and process: a process' series all reset together.
         _rule(total, f"sum by ({c.by_instance}) ({c.raw})"),
         # The last value before this evaluation: the carried one, or after a gap in rule
         # evaluation (no heartbeat within the lookback) the one recorded before the gap.
-        _rule(prev, f"{last}\nor\n{_recovered(last, resumed)}"),
+        _rule(prev, f"{last}\nor\n{_recovered(last, resumed, t)}"),
         _rule(
             delta,
             # counter reset (same instance restarted): the new counter counts from 0
@@ -303,15 +313,15 @@ def _first_seen_partial(c: Counter) -> str:
 
 
 def _accumulator_rule(
-    names: Names, c: Counter, window: WindowSpec, long_recovery: str | None
+    names: Names, c: Counter, window: WindowSpec, long_recovery: str | None, t: Timing
 ) -> dict[str, Any]:
     """Spend (or count) of the current window per result: carried, plus this evaluation's."""
     acc = names.accumulator(c.acc_level, window)
     resumed = f"absent({c.heartbeat})"
-    previous = f"{acc}\nor\n{_recovered(acc, resumed)}"
+    previous = f"{acc}\nor\n{_recovered(acc, resumed, t)}"
     if long_recovery is not None:
         previous += f"\nor\n{long_recovery}"
-    label = _window_label(window, names)
+    label = _window_label(window, names, t)
     delta = (
         f"label_replace(\n"
         f"  sum by ({c.by_result}) ({c.level}:increase)\n"
@@ -332,53 +342,55 @@ def _indent(text: str, spaces: int) -> str:
 
 
 def _partial_rule(
-    names: Names, c: Counter, window: WindowSpec, extra_new: str | None
+    names: Names, c: Counter, window: WindowSpec, extra_new: str | None, t: Timing
 ) -> dict[str, Any]:
     """Since when the window's figure of each agent is a lower bound (absent when exact)."""
     since = names.partial_since(window.name)
     resumed = f"absent({c.heartbeat})"
-    label = _window_label(window, names)
+    label = _window_label(window, names, t)
     new = _first_seen_partial(c)
     if extra_new is not None:
         new = f"{new}\nor\n{extra_new}"
     expr = (
-        f"(\n  {since}\n  or\n  {_recovered(since, resumed)}\n) and on({window.label}) {label}\n"
+        f"(\n  {since}\n  or\n  {_recovered(since, resumed, t)}\n) and on({window.label}) {label}\n"
         f"or\n(\n{_indent(new, 2)}\n) * on() group_left({window.label}) {label}"
     )
     return {**_rule(since, expr), "labels": {"window": window.name}}
 
 
-def _time_rules(names: Names, reset_day: int) -> list[dict[str, Any]]:
+def _time_rules(names: Names, reset_day: int, t: Timing) -> list[dict[str, Any]]:
+    day = t.day_seconds
     return [
-        _rule(names.day_start, f"floor(vector(time()) / {DAY}) * {DAY}"),
+        _rule(names.day_start, f"floor(vector(time()) / {day}) * {day}"),
         _rule(names.period_start, _period_start_expr(reset_day)),
         _rule(names.period_days, f"days_in_month({names.period_start})"),
     ]
 
 
-def _cost_rules(names: Names, c: Counter, interval: str) -> list[dict[str, Any]]:
+def _cost_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, Any]]:
     day, period = WINDOWS
     period_acc = names.accumulator(c.acc_level, period)
     long_recovered = names.helper(c.acc_level, f"{period.name}_recovered")
     resumed = f"absent({c.heartbeat})"
-    rules = _process_rules(c, interval)
+    rules = _process_rules(c, t)
     rules += [
-        _accumulator_rule(names, c, day, None),
-        # After a gap in rule evaluation longer than RECOVERY_SPAN: the period as it stood at
+        _accumulator_rule(names, c, day, None, t),
+        # After a gap in rule evaluation longer than the recovery span: the period as it stood at
         # the last midnight the evaluator saw (later spend is lost; flagged partial).
         _rule(
             long_recovered,
-            f"(last_over_time({period_acc}[{LONG_RECOVERY_SPAN}:1d]) and on() {resumed})\n"
-            f"and on({period.label}) {_window_label(period, names)}\n"
-            f"unless on({c.by_result}) {_recovered(period_acc, resumed)}",
+            f"(last_over_time({period_acc}[{t.long_recovery_span}:1d]) and on() {resumed})\n"
+            f"and on({period.label}) {_window_label(period, names, t)}\n"
+            f"unless on({c.by_result}) {_recovered(period_acc, resumed, t)}",
         ),
-        _accumulator_rule(names, c, period, long_recovered),
-        _partial_rule(names, c, day, None),
+        _accumulator_rule(names, c, period, long_recovered, t),
+        _partial_rule(names, c, day, None, t),
         _partial_rule(
             names,
             c,
             period,
             f"min by ({c.by_result}) ({long_recovered}) * 0 + time()",
+            t,
         ),
         # Agents seen this period but idle today show an explicit 0.
         _rule(
@@ -402,12 +414,12 @@ def _cost_rules(names: Names, c: Counter, interval: str) -> list[dict[str, Any]]
     return rules
 
 
-def _task_rules(names: Names, c: Counter, interval: str) -> list[dict[str, Any]]:
+def _task_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, Any]]:
     day = WINDOWS[0]
     acc = names.accumulator(c.acc_level, day)
     return [
-        *_process_rules(c, interval),
-        _accumulator_rule(names, c, day, None),
+        *_process_rules(c, t),
+        _accumulator_rule(names, c, day, None, t),
         _rule(names.agent_tasks_day_to_date, f"sum without ({day.label}) ({acc})"),
     ]
 
@@ -481,12 +493,15 @@ def _agent_limit_term(names: Names, revision: Revision, window: Window) -> str |
     return " or ".join(f"({part})" for part in parts) if parts else None
 
 
-def recording_groups(limits: Limits, interval: str = DEFAULT_EVALUATION_INTERVAL) -> list[Any]:
+def recording_groups(
+    limits: Limits, interval: str = DEFAULT_EVALUATION_INTERVAL, timing: Timing | None = None
+) -> list[Any]:
+    t = replace(timing or Timing(), interval=interval)
     names = Names(limits.namespace)
     revisions = limits.revisions
     cost = names.cost_counter
     tasks = names.tasks_counter
-    cost_rules = _time_rules(names, limits.billing.reset_day) + _cost_rules(names, cost, interval)
+    cost_rules = _time_rules(names, limits.billing.reset_day, t) + _cost_rules(names, cost, t)
 
     info = _over_revisions(
         revisions,
@@ -527,12 +542,12 @@ def recording_groups(limits: Limits, interval: str = DEFAULT_EVALUATION_INTERVAL
             f"(\n  ({names.agent_limit('daily')} - on({AGENT}) "
             f"{names.agent_cost_day_to_date}) > 0\n)\n"
             f"/ on({AGENT}) ({names.agent_rate} > 0)\n"
-            f"< on() group_left() ({names.day_start} + {DAY} - time())",
+            f"< on() group_left() ({names.day_start} + {t.day_seconds} - time())",
         ),
         _rule(names.cost_series, f"count({names.cost_total})"),
         _heartbeat(cost),
     ]
-    task_rules = [*_task_rules(names, tasks, interval), _heartbeat(tasks)]
+    task_rules = [*_task_rules(names, tasks, t), _heartbeat(tasks)]
     return [
         {"name": f"{limits.namespace}-budget-cost", "interval": interval, "rules": cost_rules},
         {"name": f"{limits.namespace}-budget-tasks", "interval": interval, "rules": task_rules},
@@ -740,15 +755,18 @@ def render_rule_files(
     runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL,
     evaluation_interval: str = DEFAULT_EVALUATION_INTERVAL,
     for_duration: str | None = None,
+    timing: Timing | None = None,
 ) -> dict[str, str]:
     """File name -> Prometheus rule file text, each with the "generated ... do not edit" header.
 
     `evaluation_interval` goes on every group (keep it under 5m: the rules rely on the default
-    5m lookback); `for_duration` overrides the alerts' `for:` (for tests that cannot wait).
+    5m lookback); `for_duration` overrides the alerts' `for:` and `timing` the clock (a short
+    calendar), for tests that cannot wait.
     """
     alerts = alert_groups(limits, runbook_base_url, evaluation_interval, for_duration)
+    recording = recording_groups(limits, evaluation_interval, timing)
     return {
-        RECORDING_FILE: _dump(recording_groups(limits, evaluation_interval), source),
+        RECORDING_FILE: _dump(recording, source),
         ALERTS_FILE: _dump(alerts, source),
     }
 
@@ -759,6 +777,7 @@ __all__ = [
     "DEFAULT_RUNBOOK_BASE_URL",
     "RECORDING_FILE",
     "Names",
+    "Timing",
     "alert_groups",
     "alert_names",
     "recording_groups",
