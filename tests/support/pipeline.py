@@ -17,12 +17,14 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from budgetwatch.rules import Timing
 
 from .procs import (
     Alertmanager,
@@ -41,13 +43,17 @@ APP_DRIVER = ROOT / "tests" / "e2e" / "app_driver.py"
 
 
 def render_rules(
-    limits_path: Path, out_dir: Path, rule_interval: str, alert_for: str | None = None
+    limits_path: Path,
+    out_dir: Path,
+    rule_interval: str,
+    alert_for: str | None = None,
+    timing: Timing | None = None,
 ) -> list[Path]:
     """Rules rendered by budgetwatch from `limits_path` into `out_dir`, as `budgetwatch render`
     would, but evaluated every `rule_interval` so tests do not wait on production intervals.
 
     `alert_for` replaces the alerts' `for:` (None keeps the generated one): the levels are
-    what the tests check, not the production wait.
+    what the tests check, not the production wait. `timing` gives a short test calendar.
     """
     from budgetwatch.limits import load_limits
     from budgetwatch.rules import render_rule_files
@@ -58,6 +64,7 @@ def render_rules(
         limits_path.name,
         evaluation_interval=rule_interval,
         for_duration=alert_for,
+        timing=timing,
     )
     paths = []
     for name, text in rendered.items():
@@ -292,6 +299,8 @@ def pipeline(
     rule_interval: str = "1s",
     scrape_interval: str = "1s",
     alert_for: str | None = "5s",
+    timing: Timing | None = None,
+    prometheus_args: Sequence[str] = (),
 ) -> Iterator[Pipeline]:
     """Start webhook receiver, Alertmanager, Prometheus and otelcol; stop them all at the end."""
     started = time.monotonic()
@@ -308,7 +317,7 @@ def pipeline(
         servers.append(alertmanager.server)
 
         rule_files = render_rules(
-            limits_path, workdir / "prometheus" / "rules", rule_interval, alert_for
+            limits_path, workdir / "prometheus" / "rules", rule_interval, alert_for, timing
         )
         prometheus = start_prometheus(
             workdir / "prometheus",
@@ -318,6 +327,7 @@ def pipeline(
                 evaluation_interval=rule_interval,
                 scrape_interval=scrape_interval,
             ),
+            extra_args=prometheus_args,
         )
         servers.append(prometheus.server)
 
