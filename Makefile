@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 TOOLS_BIN := $(CURDIR)/.tools/bin
 LIMITS ?= limits.yaml
 DEMO_SECONDS ?= 0
-BENCH_AGENTS ?= 100,1000,10000
+BENCH_AGENTS ?= 1000,10000
+BENCH_INTERVALS ?= 60,10
 export PATH := $(TOOLS_BIN):$(PATH)
 
 .PHONY: help venv tools system-packages generate lint test test-fast demo bench bench-rules clean
@@ -56,7 +57,7 @@ bench: venv
 	$(PY) scripts/bench_instrumentation.py
 
 bench-rules: venv tools
-	$(PY) scripts/bench_rules.py --agents $(BENCH_AGENTS)
+	$(PY) scripts/bench_rules.py --agents $(BENCH_AGENTS) --interval $(BENCH_INTERVALS)
 
 clean:
 	rm -rf .tools/build out

@@ -1,30 +1,29 @@
-"""Benchmark of the budget rules on a real Prometheus 3 (issue 4): `make bench-rules`.
+"""Benchmark of the budget rules on a real Prometheus 3: `make bench-rules`.
 
-For each N in --agents (default 100,1000,10000):
-1. raw data: N agents x 3 models of `<ns>_cost_total` counters (N/100 processes), one sample
-   every --interval seconds (default 60), from 00:00 UTC two days ago until now, written as
-   OpenMetrics one time window at a time (streamed, never held in memory) and turned into
-   TSDB blocks by `promtool tsdb create-blocks-from openmetrics`;
-2. a real Prometheus on that data; from now on a feeder remote-writes a sample per series
-   every interval, as the collector would, so the counters stay alive;
-3. the recorded history the rules read: `promtool tsdb create-blocks-from rules`, one level of
-   dependent recording rules at a time (a rule that reads another rule's series is backfilled
-   after it), blocks moved into the running Prometheus;
-4. the rendered rules loaded; after a few evaluations it reports, per rule group, the
-   evaluation time (/api/v1/rules), the samples each rule's query touches
-   (/api/v1/query?stats=all: totalQueryableSamples and peakSamples), and Prometheus's memory
-   (process RSS, its peak, and Go heap in use).
+For each N in --agents (default 1,000 and 10,000) and each raw sample interval in --interval
+(default 60 and 10 s):
+1. raw data: N agents x 3 models of `<ns>_cost_total` counters (N/100 processes), from 00:00
+   UTC two days ago until now, one sample a minute and the last 30 minutes at the interval,
+   written as OpenMetrics one time window at a time and turned into TSDB blocks by
+   `promtool tsdb create-blocks-from openmetrics`. No rule reads raw counters over more than
+   two minutes or at more than one past instant (the last midnight), so the coarser old
+   history does not change what a query reads;
+2. for each rule set (the current rules, and the baseline from before the outages redesign,
+   scripts/bench-baseline-rules/, side by side): a real Prometheus on a copy of that data; a
+   feeder remote-writes a sample per series every interval from now on, as the collector
+   would. The history the rules read back: for rules that carry state from one evaluation
+   to the next (they read their own series; promtool cannot backfill them), the carried
+   helpers as the rules would have recorded them for this data set (`synthesize_state`); for
+   the baseline, `promtool tsdb create-blocks-from rules`, one dependency level at a time;
+3. the rules loaded; after --rounds evaluations it reports, per rule group, the median and
+   maximum evaluation time (/api/v1/rules), the most samples one rule's query touches
+   (/api/v1/query?stats=all: totalQueryableSamples), and Prometheus's RSS, also per raw
+   series.
 
-It also checks the recorded org day-to-date and period-to-date against what the data set
-spent. The recorded history is backfilled every --backfill-step (5m by default, to keep
-N=10,000 within minutes: promtool runs range queries whose subqueries cost per step); the
-rules read it at midnight, so the check may be off by up to one step's worth of spend per day
-boundary (live rules record every minute). promtool's backfill evaluates `@ end()` at the
-end of each range query, not at each step: exact here, because every series stays alive.
+It checks the recorded org day-to-date and period-to-date against what the data set spent
+since each window began, within the tolerance it prints, and exits 1 when one is off.
 
-Run from the repository root: `.venv/bin/python scripts/bench_rules.py --agents 100,1000`.
-The rules come from `budgetwatch render` of --limits (default limits.yaml), or from
---rules-dir (e.g. alerts/rules) as they are.
+Run from the repository root: `.venv/bin/python scripts/bench_rules.py --agents 100`.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ import argparse
 import json
 import re
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -43,6 +43,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,18 @@ MODELS = (
 )
 AGENTS_PER_PROCESS = 100
 DAY = 86400
+# Raw history is written at one sample a minute, the last FINE_SPAN at --interval (10 s is
+# what the shipped export interval gives): no rule reads raw counters over more than two
+# minutes or at more than one instant per series (the last midnight), so older history at a
+# coarser step reads the same number of points per query, and keeps N=10,000 on one disk.
+HISTORY_INTERVAL = 60
+FINE_SPAN = 1800
 # Raw data goes into blocks of this span: one OpenMetrics file per window, each read twice
 # by promtool (once for its time range, once for the block), whatever the number of days.
 WINDOW = 6 * 3600
+# The rules as they were before the outages redesign, rendered from limits.yaml: measured
+# side by side in the same run.
+BASELINE_RULES = ROOT / "scripts" / "bench-baseline-rules"
 
 
 def log(message: str) -> None:
@@ -110,6 +120,21 @@ class Dataset:
     def value(self, series: int, t: int) -> float:
         return self.per_minute[series] * (t - self.start) / 60
 
+    def sample_times(self, t0: int, t1: int, fine_from: int) -> range | list[int]:
+        """Raw sample times in [t0, t1): a minute apart, then --interval from `fine_from`."""
+        coarse = [t for t in range(t0, min(t1, fine_from)) if (t - self.start) % 60 == 0]
+        fine = list(range(max(t0, fine_from), t1, self.interval))
+        return coarse + fine
+
+    def last_sample(self, t: float, fine_from: int) -> float:
+        """Time of the last raw sample at or before t."""
+        step = self.interval if t >= fine_from else HISTORY_INTERVAL
+        return t - (t - self.start) % step
+
+    def agent_rate(self, agent: int) -> float:
+        """Spend per second of one agent (its three models)."""
+        return sum(self.per_minute[agent * len(MODELS) + m] for m in range(len(MODELS))) / 60
+
     def openmetrics_names(self) -> list[str]:
         out = []
         for labels in self.labels:
@@ -119,13 +144,13 @@ class Dataset:
         return out
 
 
-def write_openmetrics(ds: Dataset, path: Path, t0: int, t1: int) -> int:
+def write_openmetrics(ds: Dataset, path: Path, t0: int, t1: int, fine_from: int) -> int:
     """Samples for t0 <= t < t1, time after time (each series in order); returns the count."""
     names = ds.openmetrics_names()
     rates = [r / 60 for r in ds.per_minute]
     count = 0
     with path.open("w", buffering=1 << 22) as out:
-        for t in range(t0, t1, ds.interval):
+        for t in ds.sample_times(t0, t1, fine_from):
             elapsed = t - ds.start
             ts = f" {t}\n"
             out.write(
@@ -142,7 +167,7 @@ def backfill_raw(ds: Dataset, end: int, data_dir: Path, scratch: Path) -> int:
     while t < end:
         t1 = min(end, (t // WINDOW + 1) * WINDOW)
         path = scratch / f"raw-{t}.om"
-        total += write_openmetrics(ds, path, t, t1)
+        total += write_openmetrics(ds, path, t, t1, end - FINE_SPAN)
         run(
             tool("promtool"),
             "tsdb",
@@ -274,7 +299,9 @@ def load_rule_files(args: argparse.Namespace) -> dict[str, str]:
     from budgetwatch.limits import load_limits
     from budgetwatch.rules import render_rule_files
 
-    files: dict[str, str] = render_rule_files(load_limits(args.limits), Path(args.limits).name)
+    files: dict[str, str] = render_rule_files(
+        load_limits(args.limits), Path(args.limits).name, evaluation_interval=args.rule_interval
+    )
     return files
 
 
@@ -435,61 +462,186 @@ def wait_evaluations(prom: Prometheus, rounds: int, timeout: float) -> list[dict
     return groups
 
 
-def sanity_checks(prom: Prometheus, ds: Dataset, today: int) -> dict[str, tuple[float, float]]:
-    """Recorded org spend against what the data set spent: {series: (recorded, expected)}.
+def period_start(day_start: int, reset_day: int) -> int:
+    """00:00 UTC of the first day of the billing period holding `day_start`."""
+    day = datetime.fromtimestamp(day_start, UTC)
+    start = day.replace(day=reset_day)
+    if day.day < reset_day:
+        start = (start.replace(day=1) - timedelta(days=1)).replace(day=reset_day)
+    return int(start.timestamp())
+
+
+@dataclass(frozen=True)
+class Check:
+    series: str
+    recorded: float
+    expected: float
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return abs(self.recorded - self.expected) <= self.tolerance
+
+
+def sanity_checks(
+    prom: Prometheus, ds: Dataset, today: int, reset_day: int, fine_from: int, eval_s: float
+) -> list[Check]:
+    """Recorded org spend against what the data set spent since each window began.
 
     A benchmark of rules that compute the wrong figure would be worthless. Expected values are
-    taken at the recorded sample's timestamp, from the last raw sample before it.
+    taken at the recorded sample's timestamp, from the last raw sample before it. Tolerance:
+    the spend of one raw sample interval and one evaluation interval at the window's edge
+    (the rules count the spend between the last evaluation before an edge and the edge on
+    the edge's far side), plus float rounding.
     """
     rate = sum(ds.per_minute) / 60
-    out: dict[str, tuple[float, float]] = {}
+    since_period = max(ds.start, period_start(today, reset_day))
+    out = []
     for series, since in (
-        (f"{ds.namespace}_cost_day_to_date", today),
-        (f"{ds.namespace}_cost_period_to_date", ds.start),  # the data begins in this period
+        (f"{ds.namespace}_cost_day_to_date", max(ds.start, today)),
+        (f"{ds.namespace}_cost_period_to_date", since_period),
     ):
         result = prom.query(f"timestamp({series})")
         values = prom.query(series)
         if not result or not values:
-            out[series] = (float("nan"), float("nan"))
+            out.append(Check(series, float("nan"), float("nan"), 0.0))
             continue
         at = float(result[0]["value"][1])
-        last_raw = at - at % ds.interval
-        out[series] = (float(values[0]["value"][1]), rate * (last_raw - since))
+        expected = rate * (ds.last_sample(at, fine_from) - since)
+        tolerance = rate * (HISTORY_INTERVAL + eval_s) + 1e-9 * expected
+        out.append(Check(series, float(values[0]["value"][1]), expected, tolerance))
     return out
+
+
+# --- the state the rules carry, for rules that read their own previous values ---------------
+
+
+def carries_state(files: dict[str, str]) -> bool:
+    """True when some recording rule reads its own series (promtool cannot backfill it)."""
+    for text in files.values():
+        for group in yaml.safe_load(text).get("groups", []):
+            for rule in group.get("rules", []):
+                name = rule.get("record")
+                if name and re.search(rf"(?<![\w:]){re.escape(name)}(?![\w:])", rule["expr"]):
+                    return True
+    return False
+
+
+def synthesize_state(
+    ds: Dataset, reset_day: int, end: int, fine_from: int, data_dir: Path, scratch: Path
+) -> int:
+    """The history of the helpers the rules carry (and read back over ranges), as the rules
+    would have recorded it for this data set, written as TSDB blocks.
+
+    Every process is alive from the data's start, born with 0, so per agent and process the
+    carried last value is the counter's, and the day and period totals are its rise since the
+    last sample before each window's start. Written every 5 minutes over the last 7 hours
+    (what the recovery reads, 6 h, and the last hour's rate read) and one minute before each
+    midnight (what the period's long recovery reads). The live rules continue from it: the
+    accuracy check then judges what they add.
+    """
+    from budgetwatch.rules import WINDOWS, Names
+
+    names = Names(ds.namespace)
+    cost = names.cost_counter
+    heartbeats = (cost.heartbeat, names.tasks_counter.heartbeat)
+    day_acc = names.accumulator(cost.acc_level, WINDOWS[0])
+    period_acc = names.accumulator(cost.acc_level, WINDOWS[1])
+    times = set(range(end - 7 * 3600 - (end % 300), end - 60, 300))
+    times |= {d - 60 for d in range(ds.start + DAY, end, DAY)}
+    path = scratch / "state.om"
+    count = 0
+    with path.open("w", buffering=1 << 22) as out:
+        for t in sorted(t for t in times if t > ds.start):
+            day = t - t % DAY
+            period = period_start(day, reset_day)
+            lines = [f"{hb} {t} {t}\n" for hb in heartbeats]
+            for agent in range(ds.agents):
+                rate = ds.agent_rate(agent)
+                value = rate * (ds.last_sample(t, fine_from) - ds.start)
+                since_day = rate * max(0.0, ds.last_sample(day - 1, fine_from) - ds.start)
+                since_period = rate * max(0.0, ds.last_sample(period - 1, fine_from) - ds.start)
+                agent_id = f'gen_ai_agent_id="agent-{agent:05d}"'
+                proc = f'{agent_id},instance="proc-{agent // AGENTS_PER_PROCESS:03d}",job="bench"'
+                lines += [
+                    f"{cost.level}:sum{{{proc}}} {value:.6f} {t}\n",
+                    f"{cost.level}:last{{{proc}}} {value:.6f} {t}\n",
+                    f'{day_acc}{{{agent_id},day="{day // DAY}"}} {value - since_day:.6f} {t}\n',
+                    f'{period_acc}{{{agent_id},period="{period // DAY}"}} '
+                    f"{value - since_period:.6f} {t}\n",
+                ]
+            out.write("".join(lines))
+            count += len(lines)
+        out.write("# EOF\n")
+    run(
+        tool("promtool"),
+        "tsdb",
+        "create-blocks-from",
+        "openmetrics",
+        "--max-block-duration=6h",
+        "--quiet",
+        path,
+        data_dir,
+    )
+    path.unlink()
+    return count
 
 
 @dataclass
 class Result:
+    variant: str
     agents: int
+    interval: int
     series: int
     raw_samples: int
-    raw_backfill_s: float
-    rules_backfill_s: list[float]
+    prepare_s: float
     groups: list[dict[str, Any]]
     rule_stats: list[dict[str, Any]]
     rss: float
     rss_peak: float
     heap: float
     head_series: float
-    checks: dict[str, tuple[float, float]] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
 
 
-def bench(args: argparse.Namespace, agents: int, files: dict[str, str], scratch: Path) -> Result:
+@dataclass
+class Prepared:
+    ds: Dataset
+    today: int
+    end: int
+    template: Path  # data directory holding the raw blocks
+    raw_samples: int
+    raw_s: float
+
+
+def prepare(args: argparse.Namespace, agents: int, interval: int, scratch: Path) -> Prepared:
     now = int(time.time())
     today = now - now % DAY
-    ds = Dataset(args.namespace, agents, args.interval, today - 2 * DAY)
-    work = scratch / f"n{agents}"
-    data_dir = work / "data"
-    data_dir.mkdir(parents=True)
-    end = now - now % args.interval
-    log(
-        f"N={agents}: writing {len(ds.labels)} series x {(end - ds.start) // args.interval} samples"
-    )
+    ds = Dataset(args.namespace, agents, interval, today - 2 * DAY)
+    work = scratch / f"n{agents}-i{interval}"
+    template = work / "raw"
+    template.mkdir(parents=True)
+    end = now - now % 60
+    log(f"N={agents}, {interval} s samples: writing {len(ds.labels)} series")
     began = time.monotonic()
-    raw = backfill_raw(ds, end, data_dir, work)
+    raw = backfill_raw(ds, end, template, work)
     raw_s = time.monotonic() - began
     log(f"N={agents}: {raw:,} raw samples in blocks in {raw_s:.0f} s")
+    return Prepared(ds, today, end, template, raw, raw_s)
 
+
+def bench(
+    args: argparse.Namespace, prep: Prepared, variant: str, files: dict[str, str], scratch: Path
+) -> Result:
+    ds, end = prep.ds, prep.end
+    work = scratch / f"n{ds.agents}-i{ds.interval}" / variant
+    data_dir = work / "data"
+    shutil.copytree(prep.template, data_dir)
+    began = time.monotonic()
+    stateful = carries_state(files)
+    if stateful:
+        log(f"N={ds.agents} {variant}: writing the carried state's history")
+        synthesize_state(ds, args.reset_day, end, end - FINE_SPAN, data_dir, work)
     config = prometheus_config(evaluation_interval=args.eval_interval)
     prom = start_prometheus(
         work,
@@ -499,9 +651,10 @@ def bench(args: argparse.Namespace, agents: int, files: dict[str, str], scratch:
     feeder = Feeder(ds, f"{prom.url}/api/v1/write", end)
     try:
         feeder.start()
-        log(f"N={agents}: backfilling recorded history ({args.backfill_step} steps)")
-        levels = backfill_recorded(prom, files, ds.start, data_dir, work, args.backfill_step)
-
+        if not stateful:
+            log(f"N={ds.agents} {variant}: backfilling recorded history")
+            backfill_recorded(prom, files, ds.start, data_dir, work, args.backfill_step)
+        prepare_s = time.monotonic() - began
         rules_dir = work / "rules"
         rules_dir.mkdir()
         for name, text in files.items():
@@ -513,11 +666,10 @@ def bench(args: argparse.Namespace, agents: int, files: dict[str, str], scratch:
         req = urllib.request.Request(f"{prom.url}/-/reload", method="POST")
         with urllib.request.urlopen(req, timeout=60) as resp:
             assert resp.status == 200
-        log(f"N={agents}: rules loaded, waiting for {args.rounds} evaluations")
+        log(f"N={ds.agents} {variant}: rules loaded, waiting for {args.rounds} evaluations")
         groups = wait_evaluations(prom, args.rounds, timeout=args.rounds * 600)
         if feeder.error:
             raise RuntimeError(f"remote write failed: {feeder.error}")
-
         rule_stats = []
         for g in groups:
             for rule in g["rules"]:
@@ -534,13 +686,15 @@ def bench(args: argparse.Namespace, agents: int, files: dict[str, str], scratch:
                     }
                 )
         metrics = self_metrics(prom)
-        checks = sanity_checks(prom, ds, today)
+        eval_s = max(_seconds(g.get("interval", 60)) for g in groups)
+        checks = sanity_checks(prom, ds, prep.today, args.reset_day, end - FINE_SPAN, eval_s)
         return Result(
-            agents=agents,
+            variant=variant,
+            agents=ds.agents,
+            interval=ds.interval,
             series=len(ds.labels),
-            raw_samples=raw,
-            raw_backfill_s=raw_s,
-            rules_backfill_s=levels,
+            raw_samples=prep.raw_samples,
+            prepare_s=prepare_s,
             groups=groups,
             rule_stats=rule_stats,
             rss=metrics.get("process_resident_memory_bytes", float("nan")),
@@ -556,78 +710,112 @@ def bench(args: argparse.Namespace, agents: int, files: dict[str, str], scratch:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def report(results: Sequence[Result], interval: int) -> str:
+def _seconds(value: Any) -> float:
+    return float(value)
+
+
+def report(results: Sequence[Result]) -> str:
     mib = 1024 * 1024
     lines = [
-        f"sample interval {interval} s; data from 00:00 UTC two days ago until now",
+        "data from 00:00 UTC two days ago until now; raw history one sample a minute, the last"
+        f" {FINE_SPAN // 60} minutes and live samples at the interval shown",
         "",
-        "| agents | series | raw samples | raw backfill | rules backfill | RSS | peak RSS |"
-        " Go heap | head series |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| agents | samples | rules | rule group | eval median (s) | eval max (s) |"
+        " max samples/query | RSS | RSS per raw series | head series |",
+        "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        lines.append(
-            f"| {r.agents:,} | {r.series:,} | {r.raw_samples:,} | {r.raw_backfill_s:.0f} s"
-            f" | {sum(r.rules_backfill_s):.0f} s | {r.rss / mib:.0f} MiB"
-            f" | {r.rss_peak / mib:.0f} MiB | {r.heap / mib:.0f} MiB | {r.head_series:,.0f} |"
-        )
-    lines += ["", "| agents | check | recorded | expected from the data | error |"]
-    lines.append("|---:|---|---:|---:|---:|")
-    for r in results:
-        for name, (got, want) in r.checks.items():
-            error = (got - want) / want * 100 if want else float("nan")
-            lines.append(f"| {r.agents:,} | {name} | {got:,.2f} | {want:,.2f} | {error:+.3f} % |")
-    lines += ["", "| agents | rule group | rules | evaluation time (s), each round | max samples |"]
-    lines.append("|---:|---|---:|---|---:|")
-    for r in results:
         for g in r.groups:
+            evals = g["evaluations"]
             samples = max(
                 (s["samples"] for s in r.rule_stats if s["group"] == g["name"]), default=0
             )
-            evals = ", ".join(f"{e:.3f}" for e in g["evaluations"])
             lines.append(
-                f"| {r.agents:,} | {g['name']} | {len(g['rules'])} | {evals} | {samples:,} |"
+                f"| {r.agents:,} | {r.interval} s | {r.variant} | {g['name']}"
+                f" | {statistics.median(evals) if evals else float('nan'):.3f}"
+                f" | {max(evals, default=float('nan')):.3f} | {samples:,}"
+                f" | {r.rss / mib:.0f} MiB | {r.rss / r.series / 1024:.1f} KiB"
+                f" | {r.head_series:,.0f} |"
             )
-    lines += ["", "| agents | rule | eval (s) | samples touched | peak samples |"]
-    lines.append("|---:|---|---:|---:|---:|")
+    lines += ["", "| agents | samples | rules | check | recorded | expected | tolerance | ok |"]
+    lines.append("|---:|---:|---|---|---:|---:|---:|---|")
     for r in results:
-        top = sorted(r.rule_stats, key=lambda s: -s["samples"])[:8]
-        for s in top:
+        for c in r.checks:
             lines.append(
-                f"| {r.agents:,} | {s['rule']} | {s['eval_s']:.3f} | {s['samples']:,}"
-                f" | {s['peak']:,} |"
+                f"| {r.agents:,} | {r.interval} s | {r.variant} | {c.series} | {c.recorded:,.2f}"
+                f" | {c.expected:,.2f} | {c.tolerance:,.2f} | {'yes' if c.ok else 'NO'} |"
+            )
+    lines += ["", "| agents | samples | rules | rule | samples touched | peak samples |"]
+    lines.append("|---:|---:|---|---|---:|---:|")
+    for r in results:
+        for st in sorted(r.rule_stats, key=lambda x: -x["samples"])[:5]:
+            lines.append(
+                f"| {r.agents:,} | {r.interval} s | {r.variant} | {st['rule']}"
+                f" | {st['samples']:,} | {st['peak']:,} |"
             )
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--agents", default="100,1000,10000", help="comma-separated N values")
-    parser.add_argument("--interval", type=int, default=60, help="raw sample interval, seconds")
+    parser.add_argument("--agents", default="1000,10000", help="comma-separated N values")
+    parser.add_argument(
+        "--interval", default="60,10", help="raw sample intervals, seconds, comma-separated"
+    )
     parser.add_argument("--limits", default="limits.yaml")
     parser.add_argument("--rules-dir", help="benchmark these rule files instead of rendering")
+    parser.add_argument(
+        "--baseline-rules",
+        default=str(BASELINE_RULES),
+        help="also benchmark these rule files, side by side ('' for none)",
+    )
     parser.add_argument("--namespace", default="synthorg")
-    parser.add_argument("--eval-interval", default="30s", help="rule evaluation interval")
+    parser.add_argument("--eval-interval", default="30s", help="global evaluation interval")
+    parser.add_argument(
+        "--rule-interval", default="1m", help="interval of the rendered groups (tests: shorter)"
+    )
     parser.add_argument(
         "--backfill-step", default="5m", help="step of the recorded history (coarser: faster)"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="evaluations to observe")
+    parser.add_argument("--rounds", type=int, default=5, help="evaluations to observe")
     parser.add_argument("--workdir", help="scratch directory (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     agents = [int(a.replace("_", "")) for a in args.agents.split(",") if a]
+    intervals = [int(i) for i in str(args.interval).split(",") if i]
 
-    files = load_rule_files(args)
+    from budgetwatch.limits import load_limits
+
+    args.reset_day = load_limits(args.limits).billing.reset_day
+    variants = {"new": load_rule_files(args)}
+    if args.baseline_rules:
+        baseline = Path(args.baseline_rules)
+        variants["baseline"] = {p.name: p.read_text() for p in sorted(baseline.glob("*.yml"))}
     results = []
     with _scratch(args.workdir) as scratch:
         for n in agents:
-            results.append(bench(args, n, files, scratch))
-            print(report(results[-1:], args.interval), flush=True)
-    print("\n" + report(results, args.interval))
+            for interval in intervals:
+                prep = prepare(args, n, interval, scratch)
+                for variant, files in variants.items():
+                    results.append(bench(args, prep, variant, files, scratch))
+                    print(report(results[-1:]), flush=True)
+                shutil.rmtree(prep.template, ignore_errors=True)
+    print("\n" + report(results))
     if args.json:
-        Path(args.json).write_text(json.dumps([r.__dict__ for r in results], indent=1))
+        Path(args.json).write_text(json.dumps([_jsonable(r) for r in results], indent=1))
+    bad = [f"{r.variant} N={r.agents} {r.interval}s {c.series}" for r in results for c in r.checks]
+    bad = [b for b, c in zip(bad, [c for r in results for c in r.checks], strict=True) if not c.ok]
+    if bad:
+        print("recorded figures off the data beyond the tolerance: " + ", ".join(bad))
+        return 1
     return 0
+
+
+def _jsonable(r: Result) -> dict[str, Any]:
+    out = dict(r.__dict__)
+    out["checks"] = [c.__dict__ | {"ok": c.ok} for c in r.checks]
+    return out
 
 
 class _scratch:

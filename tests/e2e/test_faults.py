@@ -198,10 +198,11 @@ def test_malformed_otlp_is_refused_and_the_pipeline_stays_up(pipe: Pipeline) -> 
     assert _post(url, b'{"resourceMetrics": [', "application/json") == 400
     assert _post(url, json.dumps({"resourceMetrics": "nope"}).encode(), "application/json") == 400
     _assert_up(pipe)
-    # Good traffic right after still flows.
-    assert (
-        _post(url, cost_request("after-garbage", 0.5, "rogue-1"), "application/x-protobuf") == 200
-    )
+    # Good traffic right after still flows (a new series, 0 first as the contract says).
+    for value in (0.0, 0.5):
+        request = cost_request("after-garbage", value, "rogue-1")
+        assert _post(url, request, "application/x-protobuf") == 200
+        time.sleep(1.5)
     pipe.wait_value(_dtd("after-garbage"), _is(0.5), timeout=60)
 
 
