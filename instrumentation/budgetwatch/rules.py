@@ -60,6 +60,7 @@ class Timing:
     recovery_span: str = "6h"
     recovery_step: str = "15m"
     long_recovery_span: str = "35d"
+    long_recovery_step: str = "1d"  # at each midnight (the epoch-aligned steps of a day)
 
 
 Window = Literal["daily", "monthly"]
@@ -377,11 +378,14 @@ def _cost_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, Any]]:
         _accumulator_rule(names, c, day, None, t),
         # After a gap in rule evaluation longer than the recovery span: the period as it stood at
         # the last midnight the evaluator saw (later spend is lost; flagged partial).
+        # (The heartbeat tells whether the short recovery has anything: all state is written
+        # at the same evaluations.)
         _rule(
             long_recovered,
-            f"(last_over_time({period_acc}[{t.long_recovery_span}:1d]) and on() {resumed})\n"
+            f"last_over_time({period_acc}[{t.long_recovery_span}:{t.long_recovery_step}])\n"
             f"and on({period.label}) {_window_label(period, names, t)}\n"
-            f"unless on({c.by_result}) {_recovered(period_acc, resumed, t)}",
+            f"and on() ({resumed} unless on() "
+            f"last_over_time({c.heartbeat}[{t.recovery_span}:{t.recovery_step}]))",
         ),
         _accumulator_rule(names, c, period, long_recovered, t),
         _partial_rule(names, c, day, None, t),
