@@ -484,7 +484,13 @@ class Check:
 
 
 def sanity_checks(
-    prom: Prometheus, ds: Dataset, today: int, reset_day: int, fine_from: int, eval_s: float
+    prom: Prometheus,
+    ds: Dataset,
+    today: int,
+    reset_day: int,
+    fine_from: int,
+    eval_s: float,
+    backfill_s: float,
 ) -> list[Check]:
     """Recorded org spend against what the data set spent since each window began.
 
@@ -492,7 +498,9 @@ def sanity_checks(
     taken at the recorded sample's timestamp, from the last raw sample before it. Tolerance:
     the spend of one raw sample interval and one evaluation interval at the window's edge
     (the rules count the spend between the last evaluation before an edge and the edge on
-    the edge's far side), plus float rounding.
+    the edge's far side), plus float rounding; for rules whose history promtool backfilled
+    at `backfill_s` steps (0 otherwise), also one step's worth of spend at each midnight the
+    figure spans, where the backfilled day-to-date was read.
     """
     rate = sum(ds.per_minute) / 60
     since_period = max(ds.start, period_start(today, reset_day))
@@ -508,7 +516,9 @@ def sanity_checks(
             continue
         at = float(result[0]["value"][1])
         expected = rate * (ds.last_sample(at, fine_from) - since)
-        tolerance = rate * (HISTORY_INTERVAL + eval_s) + 1e-9 * expected
+        midnights = max(0, (int(at) - since) // DAY)
+        edge_s = HISTORY_INTERVAL + eval_s + backfill_s * midnights
+        tolerance = rate * edge_s + 1e-9 * expected
         out.append(Check(series, float(values[0]["value"][1]), expected, tolerance))
     return out
 
@@ -687,7 +697,10 @@ def bench(
                 )
         metrics = self_metrics(prom)
         eval_s = max(_seconds(g.get("interval", 60)) for g in groups)
-        checks = sanity_checks(prom, ds, prep.today, args.reset_day, end - FINE_SPAN, eval_s)
+        backfill_s = 0.0 if stateful else _seconds(args.backfill_step)
+        checks = sanity_checks(
+            prom, ds, prep.today, args.reset_day, end - FINE_SPAN, eval_s, backfill_s
+        )
         return Result(
             variant=variant,
             agents=ds.agents,
@@ -711,6 +724,9 @@ def bench(
 
 
 def _seconds(value: Any) -> float:
+    """Seconds of a number or a Prometheus duration such as 5m."""
+    if isinstance(value, str) and value[-1:] in ("s", "m", "h"):
+        return float(value[:-1]) * {"s": 1, "m": 60, "h": 3600}[value[-1]]
     return float(value)
 
 
