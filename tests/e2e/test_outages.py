@@ -9,6 +9,8 @@
     10 s lookback, so that a 25 s stop is a gap in rule evaluation (no heartbeat within the
     lookback) and the rules must recover their state from before the stop. The billing
     period is the real month: its figure must equal the ledger exactly.
+(c) The evaluator down for longer than the recovery span (shortened to 20 s): the period
+    recovers from the last edge the evaluator saw, loses the spend after it, and is flagged.
 
 Each test runs its own pipeline (its own Prometheus flags and calendar). Costs are binary
 fractions, so sums are exact.
@@ -158,4 +160,73 @@ def test_evaluator_stopped_across_a_day_edge_keeps_the_period_exact(
     since_state = sum(c for t, c in ledger if t >= stopped_at - slack)
     assert since_edge - 1e-9 <= day <= since_state + 1e-9, (day, since_edge, since_state)
     assert pipe.prometheus.query(f'synthorg_agent_cost_partial{{gen_ai_agent_id="{agent}"}}') == []
+    app.shutdown()
+
+
+LONG_GAP = Timing(
+    day_seconds=DAY_S,
+    recovery_span="20s",
+    recovery_step="5s",
+    long_recovery_span="10m",
+    long_recovery_step=f"{DAY_S}s",
+    baseline_bound_s=600,
+)
+
+
+@pytest.fixture
+def short_recovery(tmp_path: Path) -> Iterator[Pipeline]:
+    with pipeline(
+        tmp_path,
+        _limits(tmp_path),
+        timing=LONG_GAP,
+        prometheus_args=[f"--query.lookback-delta={LOOKBACK}"],
+    ) as p:
+        yield p
+
+
+def test_evaluator_down_longer_than_the_recovery_span_keeps_the_closed_days_and_flags_it(
+    short_recovery: Pipeline,
+) -> None:
+    """Beyond the recovery span (here 20 s) the period recovers from the last edge the
+    evaluator saw: what was spent before it stays, the rest is a lower bound, flagged."""
+    pipe, agent = short_recovery, "longgap"
+    app = pipe.app()
+    ledger: list[tuple[float, float]] = []
+
+    def spend_for(seconds: float) -> None:
+        end = time.time() + seconds
+        while time.time() < end:
+            app.cost(agent, STEP_COST)
+            ledger.append((time.time(), STEP_COST))
+            time.sleep(0.25)
+
+    app.cost(agent, 0.0)
+    pipe.wait_value(_dtd(agent), lambda v: v is not None, timeout=60, what="agent seen")
+    # Spend up to 20 s after the next edge, then stop for 50 s (longer than the recovery span;
+    # the spend from the edge to a minute before the restart is the part a lower bound loses).
+    edge = (math.floor(time.time() / DAY_S) + 1) * DAY_S
+    spend_for(edge + 20 - time.time())
+    pipe.prometheus.server.stop()
+    spend_for(50)
+    pipe.prometheus.server.start(timeout=120)
+    spend_for(5)
+    app.flush()
+    total = sum(cost for _, cost in ledger)
+    # What the period total held at the edge: evaluated up to the 10 s lookback before it.
+    before_edge = sum(c for t, c in ledger if t < edge - 12)
+
+    def recovered(v: float | None) -> bool:
+        return v is not None and before_edge <= v <= total + 1e-9
+
+    period = pipe.wait_value(
+        f'synthorg_agent_cost_period_to_date{{gen_ai_agent_id="{agent}"}}',
+        recovered,
+        timeout=60,
+        what=f"period between {before_edge} (spent before the edge) and {total}",
+    )
+    assert period is not None and period < total, (period, total)  # a lower bound
+    partial = pipe.prometheus.query(
+        f'synthorg_agent_cost_partial{{gen_ai_agent_id="{agent}",window="monthly"}}'
+    )
+    assert len(partial) == 1, partial
     app.shutdown()
