@@ -236,7 +236,7 @@ def _rule(record: str, expr: str) -> dict[str, Any]:
 
 
 def _duration_seconds(text: str) -> int:
-    units = {"s": 1, "m": 60, "h": 3600}
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     if not text or text[-1] not in units or not text[:-1].isdigit():
         raise ValueError(f"evaluation interval {text!r}: expected e.g. 30s, 1m or 2m")
     return int(text[:-1]) * units[text[-1]]
@@ -255,8 +255,25 @@ def _window_label(window: WindowSpec, names: Names, t: Timing) -> str:
     return f'count_values("{window.label}", {start})'
 
 
+def _checkpoint(series: str) -> str:
+    return f"{series}_checkpoint"
+
+
+def _checkpoint_rule(series: str, t: Timing) -> dict[str, Any]:
+    """`series` once every recovery step (at the first evaluation of each step): sparse, so
+    that reading it back over hours costs a few samples per series, not one a minute."""
+    step, interval = _duration_seconds(t.recovery_step), _duration_seconds(t.interval)
+    return _rule(_checkpoint(series), f"{series} and on() (vector(time()) % {step} < {interval})")
+
+
 def _recovered(series: str, resumed: str, t: Timing) -> str:
-    """The last value `series` had before the rule evaluator stopped, if it just resumed."""
+    """The value `series` had at its last checkpoint before the rule evaluator stopped, if it
+    just resumed (all checkpoints are written at the same evaluations: a consistent state)."""
+    return f"(last_over_time({_checkpoint(series)}[{t.recovery_span}]) and on() {resumed})"
+
+
+def _recovered_sparse(series: str, resumed: str, t: Timing) -> str:
+    """As `_recovered`, for a series written only for a few agents (read at the same steps)."""
     return f"(last_over_time({series}[{t.recovery_span}:{t.recovery_step}]) and on() {resumed})"
 
 
@@ -299,6 +316,7 @@ def _process_rules(c: Counter, t: Timing) -> list[dict[str, Any]]:
             f"({total} * 0 + time())\nor\n(({seen} or {prev} * 0 + time()) > time() - {bound})",
         ),
         _rule(last, f"{total}\nor\n({prev} and on({c.by_instance}) {seen})"),
+        _checkpoint_rule(last, t),
     ]
 
 
@@ -353,7 +371,8 @@ def _partial_rule(
     if extra_new is not None:
         new = f"{new}\nor\n{extra_new}"
     expr = (
-        f"(\n  {since}\n  or\n  {_recovered(since, resumed, t)}\n) and on({window.label}) {label}\n"
+        f"(\n  {since}\n  or\n  {_recovered_sparse(since, resumed, t)}\n)"
+        f" and on({window.label}) {label}\n"
         f"or\n(\n{_indent(new, 2)}\n) * on() group_left({window.label}) {label}"
     )
     return {**_rule(since, expr), "labels": {"window": window.name}}
@@ -373,21 +392,30 @@ def _cost_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, Any]]:
     period_acc = names.accumulator(c.acc_level, period)
     long_recovered = names.helper(c.acc_level, f"{period.name}_recovered")
     resumed = f"absent({c.heartbeat})"
+    day_end = names.helper(c.acc_level, f"{period.name}_total_day_end")
+    long_step = _duration_seconds(t.long_recovery_step)
     rules = _process_rules(c, t)
     rules += [
         _accumulator_rule(names, c, day, None, t),
-        # After a gap in rule evaluation longer than the recovery span: the period as it stood at
-        # the last midnight the evaluator saw (later spend is lost; flagged partial).
-        # (The heartbeat tells whether the short recovery has anything: all state is written
-        # at the same evaluations.)
+        _checkpoint_rule(names.accumulator(c.acc_level, day), t),
+        # After a gap in rule evaluation longer than the recovery span: the period as it stood
+        # at the end of the last day the evaluator saw (later spend is lost; flagged partial).
+        # The heartbeat's checkpoints tell whether the short recovery has anything.
         _rule(
             long_recovered,
-            f"last_over_time({period_acc}[{t.long_recovery_span}:{t.long_recovery_step}])\n"
+            f"last_over_time({day_end}[{t.long_recovery_span}])\n"
             f"and on({period.label}) {_window_label(period, names, t)}\n"
             f"and on() ({resumed} unless on() "
-            f"last_over_time({c.heartbeat}[{t.recovery_span}:{t.recovery_step}]))",
+            f"last_over_time({_checkpoint(c.heartbeat)}[{t.recovery_span}]))",
         ),
         _accumulator_rule(names, c, period, long_recovered, t),
+        _checkpoint_rule(period_acc, t),
+        # The period total at the last evaluation of each day.
+        _rule(
+            day_end,
+            f"{period_acc} and on() (vector(time()) % {long_step} >= "
+            f"{long_step - _duration_seconds(t.interval)})",
+        ),
         _partial_rule(names, c, day, None, t),
         _partial_rule(
             names,
@@ -424,13 +452,14 @@ def _task_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, Any]]:
     return [
         *_process_rules(c, t),
         _accumulator_rule(names, c, day, None, t),
+        _checkpoint_rule(acc, t),
         _rule(names.agent_tasks_day_to_date, f"sum without ({day.label}) ({acc})"),
     ]
 
 
-def _heartbeat(c: Counter) -> dict[str, Any]:
+def _heartbeat(c: Counter, t: Timing) -> list[dict[str, Any]]:
     # Last in its group: rules above read the previous evaluation's, to tell a gap.
-    return _rule(c.heartbeat, "vector(time())")
+    return [_rule(c.heartbeat, "vector(time())"), _checkpoint_rule(c.heartbeat, t)]
 
 
 def _period_start_expr(reset_day: int) -> str:
@@ -536,10 +565,15 @@ def recording_groups(
                 f"{agent_spend} / on({AGENT}) {names.agent_limit(window)} * 100",
             )
         )
+    period_total = names.accumulator(cost.acc_level, WINDOWS[1])
     cost_rules += [
-        # The last hour's rate from 5-minute points of the per-process sums (a raw `[1h]`
-        # range would read 360 samples per series at 10 s).
-        _rule(names.agent_rate, f"sum by ({AGENT}) (rate({cost.level}:sum[1h:5m]))"),
+        # The last hour's spend rate: what the period total rose by in an hour (two points per
+        # agent), or for an agent (or a period) younger than that, rate() of its checkpoints.
+        _rule(
+            names.agent_rate,
+            f"sum without (period) ({period_total} - {period_total} offset 1h) / 3600\n"
+            f"or\nsum without (period) (rate({_checkpoint(period_total)}[1h]))",
+        ),
         # Seconds until the daily limit at the last hour's rate, only if before 00:00 UTC.
         _rule(
             names.exhaustion_seconds,
@@ -549,9 +583,9 @@ def recording_groups(
             f"< on() group_left() ({names.day_start} + {t.day_seconds} - time())",
         ),
         _rule(names.cost_series, f"count({names.cost_total})"),
-        _heartbeat(cost),
+        *_heartbeat(cost, t),
     ]
-    task_rules = [*_task_rules(names, tasks, t), _heartbeat(tasks)]
+    task_rules = [*_task_rules(names, tasks, t), *_heartbeat(tasks, t)]
     return [
         {"name": f"{limits.namespace}-budget-cost", "interval": interval, "rules": cost_rules},
         {"name": f"{limits.namespace}-budget-tasks", "interval": interval, "rules": task_rules},
@@ -586,12 +620,23 @@ _lower_bound_note = (
 )
 
 
-def _partial_since_agent(names: Names, window: Window) -> str:
-    query = f"min({names.partial_since(window)}{{{AGENT}=%q}})"
+def _partial_since_agent() -> str:
+    """`$since` from the alert's `lower_bound_since` label (see `_with_partial_label`)."""
     return (
         '{{ $since := "" }}'
-        f'{{{{ with printf "{query}" $labels.{AGENT} | query }}}}'
-        "{{ $since = . | first | value | humanizeTimestamp }}{{ end }}"
+        "{{ with $labels.lower_bound_since }}{{ $since = . | humanizeTimestamp }}{{ end }}"
+    )
+
+
+def _with_partial_label(names: Names, window: Window) -> str:
+    """`* on(agent) group_left(lower_bound_since) ...`: when the agent's figure of the window
+    is a lower bound, since when (epoch seconds) as a label; a label join rather than a query
+    per firing alert and evaluation, which would not scale to thousands of agents."""
+    since = f"min by ({AGENT}) ({names.partial_since(window)})"
+    return (
+        f"* on({AGENT}) group_left(lower_bound_since) (\n"
+        f'  count_values by ({AGENT}) ("lower_bound_since", {since}) * 0 + 1\n'
+        f"  or on({AGENT}) {names.agent_limit(window)} * 0 + 1\n)"
     )
 
 
@@ -644,9 +689,10 @@ def alert_groups(
                     # (one query per agent and evaluation would not scale to thousands).
                     expr = (
                         f"(\n  {names.agent_percent(window)} >= {threshold}\n)\n"
-                        f"{_with_limit_label(names.agent_limit(window))}"
+                        f"{_with_limit_label(names.agent_limit(window))}\n"
+                        f"{_with_partial_label(names, window)}"
                     )
-                    since = _partial_since_agent(names, window)
+                    since = _partial_since_agent()
                     summary = f"{since}Agent {agent} used {_at_least}{pct}% of its {window} budget"
                     description = (
                         f"{since}Agent {agent} has spent {_at_least}{pct}% of its {window} limit "
