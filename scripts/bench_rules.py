@@ -499,8 +499,8 @@ def sanity_checks(
     the spend of one raw sample interval and one evaluation interval at the window's edge
     (the rules count the spend between the last evaluation before an edge and the edge on
     the edge's far side), plus float rounding; for rules whose history promtool backfilled
-    at `backfill_s` steps (0 otherwise), also one step's worth of spend at each midnight the
-    figure spans, where the backfilled day-to-date was read.
+    at `backfill_s` steps (0 otherwise), also one step's worth of spend at the window's start
+    and at each midnight since, where the backfilled history was read.
     """
     rate = sum(ds.per_minute) / 60
     since_period = max(ds.start, period_start(today, reset_day))
@@ -516,8 +516,9 @@ def sanity_checks(
             continue
         at = float(result[0]["value"][1])
         expected = rate * (ds.last_sample(at, fine_from) - since)
-        midnights = max(0, (int(at) - since) // DAY)
-        edge_s = HISTORY_INTERVAL + eval_s + backfill_s * midnights
+        # the window's own start, and each midnight since
+        edges = 1 + max(0, (int(at) - since) // DAY)
+        edge_s = HISTORY_INTERVAL + eval_s + backfill_s * edges
         tolerance = rate * edge_s + 1e-9 * expected
         out.append(Check(series, float(values[0]["value"][1]), expected, tolerance))
     return out
@@ -547,8 +548,9 @@ def synthesize_state(
     carried last value is the counter's, and the day and period totals are its rise since the
     last sample before each window's start. Written every 5 minutes over the last 7 hours
     (what the recovery reads, 6 h, and the last hour's rate read) and one minute before each
-    midnight (what the period's long recovery reads). The live rules continue from it: the
-    accuracy check then judges what they add.
+    midnight (what the period's long recovery reads), with the rules' sparse copies (a
+    checkpoint every 15 minutes, the period total at each day's end). The live rules continue
+    from it: the accuracy check then judges what they add.
     """
     from budgetwatch.rules import WINDOWS, Names
 
@@ -557,6 +559,7 @@ def synthesize_state(
     heartbeats = (cost.heartbeat, names.tasks_counter.heartbeat)
     day_acc = names.accumulator(cost.acc_level, WINDOWS[0])
     period_acc = names.accumulator(cost.acc_level, WINDOWS[1])
+    day_end = names.helper(cost.acc_level, f"{WINDOWS[1].name}_total_day_end")
     times = set(range(end - 7 * 3600 - (end % 300), end - 60, 300))
     times |= {d - 60 for d in range(ds.start + DAY, end, DAY)}
     path = scratch / "state.om"
@@ -565,7 +568,10 @@ def synthesize_state(
         for t in sorted(t for t in times if t > ds.start):
             day = t - t % DAY
             period = period_start(day, reset_day)
-            lines = [f"{hb} {t} {t}\n" for hb in heartbeats]
+            # The rules' sparse copies: a checkpoint every 15 minutes, the period at day end.
+            checkpoint, at_day_end = t % 900 == 0, t % DAY == DAY - 60
+            suffixes = [""] + (["_checkpoint"] if checkpoint else [])
+            lines = [f"{hb}{x} {t} {t}\n" for hb in heartbeats for x in suffixes]
             for agent in range(ds.agents):
                 rate = ds.agent_rate(agent)
                 value = rate * (ds.last_sample(t, fine_from) - ds.start)
@@ -573,13 +579,19 @@ def synthesize_state(
                 since_period = rate * max(0.0, ds.last_sample(period - 1, fine_from) - ds.start)
                 agent_id = f'gen_ai_agent_id="agent-{agent:05d}"'
                 proc = f'{agent_id},instance="proc-{agent // AGENTS_PER_PROCESS:03d}",job="bench"'
-                lines += [
-                    f"{cost.level}:sum{{{proc}}} {value:.6f} {t}\n",
-                    f"{cost.level}:last{{{proc}}} {value:.6f} {t}\n",
-                    f'{day_acc}{{{agent_id},day="{day // DAY}"}} {value - since_day:.6f} {t}\n',
-                    f'{period_acc}{{{agent_id},period="{period // DAY}"}} '
-                    f"{value - since_period:.6f} {t}\n",
-                ]
+                day_label = f'{{{agent_id},day="{day // DAY}"}} {value - since_day:.6f} {t}\n'
+                period_label = (
+                    f'{{{agent_id},period="{period // DAY}"}} {value - since_period:.6f} {t}\n'
+                )
+                lines.append(f"{cost.level}:sum{{{proc}}} {value:.6f} {t}\n")
+                for x in suffixes:
+                    lines += [
+                        f"{cost.level}:last{x}{{{proc}}} {value:.6f} {t}\n",
+                        f"{day_acc}{x}{day_label}",
+                        f"{period_acc}{x}{period_label}",
+                    ]
+                if at_day_end:
+                    lines.append(f"{day_end}{period_label}")
             out.write("".join(lines))
             count += len(lines)
         out.write("# EOF\n")
