@@ -620,23 +620,16 @@ _lower_bound_note = (
 )
 
 
-def _partial_since_agent() -> str:
-    """`$since` from the alert's `lower_bound_since` label (see `_with_partial_label`)."""
+def _partial_since_agent(names: Names, window: Window) -> str:
+    """`$since`: when the agent's figure of the window became a lower bound, if it is one.
+
+    A template query per firing alert (on a series that exists for partial agents only): a
+    label would change the alert's identity when the figure becomes partial."""
+    query = f"min({names.partial_since(window)}{{{AGENT}=%q}})"
     return (
         '{{ $since := "" }}'
-        "{{ with $labels.lower_bound_since }}{{ $since = . | humanizeTimestamp }}{{ end }}"
-    )
-
-
-def _with_partial_label(names: Names, window: Window) -> str:
-    """`* on(agent) group_left(lower_bound_since) ...`: when the agent's figure of the window
-    is a lower bound, since when (epoch seconds) as a label; a label join rather than a query
-    per firing alert and evaluation, which would not scale to thousands of agents."""
-    since = f"min by ({AGENT}) ({names.partial_since(window)})"
-    return (
-        f"* on({AGENT}) group_left(lower_bound_since) (\n"
-        f'  count_values by ({AGENT}) ("lower_bound_since", {since}) * 0 + 1\n'
-        f"  or on({AGENT}) {names.agent_limit(window)} * 0 + 1\n)"
+        f'{{{{ with printf "{query}" $labels.{AGENT} | query }}}}'
+        "{{ $since = . | first | value | humanizeTimestamp }}{{ end }}"
     )
 
 
@@ -689,10 +682,9 @@ def alert_groups(
                     # (one query per agent and evaluation would not scale to thousands).
                     expr = (
                         f"(\n  {names.agent_percent(window)} >= {threshold}\n)\n"
-                        f"{_with_limit_label(names.agent_limit(window))}\n"
-                        f"{_with_partial_label(names, window)}"
+                        f"{_with_limit_label(names.agent_limit(window))}"
                     )
-                    since = _partial_since_agent()
+                    since = _partial_since_agent(names, window)
                     summary = f"{since}Agent {agent} used {_at_least}{pct}% of its {window} budget"
                     description = (
                         f"{since}Agent {agent} has spent {_at_least}{pct}% of its {window} limit "
