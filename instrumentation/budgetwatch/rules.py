@@ -280,55 +280,58 @@ def _recovered_sparse(series: str, resumed: str, t: Timing) -> str:
 def _process_rules(c: Counter, t: Timing) -> list[dict[str, Any]]:
     """Per process (agent, ..., job, instance): the increase since the previous evaluation.
 
-    `last` carries the last value seen, however long ago within BASELINE_BOUND, so that spend
-    during a silent pipeline is counted when the data comes back, on the side of the edge
-    where the first evaluation that sees it falls.
+    `last` carries the last value seen, for up to `Timing.baseline_bound_s` of silence, so that
+    spend during a silent pipeline is counted when the data comes back, on the side of the
+    edge where the first evaluation that sees it falls. Helpers that exist only now and then
+    (a process seen for the first time, a silent process, a resumed evaluation) keep the
+    per-evaluation work to the processes concerned.
     """
     total = f"{c.level}:sum"
     last = f"{c.level}:last"
-    prev = f"{c.level}:last_prev"
-    seen = f"{c.level}:last_seen"
+    recovered = f"{c.level}:last_recovered"
+    first = f"{c.level}:first_value"
+    silent = f"{c.level}:silent_since"
     delta = f"{c.level}:increase"
     resumed = f"absent({c.heartbeat})"
-    # Raw samples since the previous evaluation, plus a minute for samples that arrive late:
-    # the first value of a process seen for the first time (0 when it was born just now).
+    # The last value before this evaluation: the carried one (the rule below, read before it
+    # runs), or after a gap in rule evaluation the checkpoint before the gap.
+    prev = f"({last} or {recovered})"
+    # Raw samples since the previous evaluation, plus a minute for samples that arrive late.
     first_range = f"{_duration_seconds(t.interval) + 60}s"
-    first = f"sum by ({c.by_instance}) (min_over_time({c.raw}[{first_range}]))"
-    bound = t.baseline_bound_s
     return [
         # One counter per agent and process: a process' series all reset together.
         _rule(total, f"sum by ({c.by_instance}) ({c.raw})"),
-        # The last value before this evaluation: the carried one, or after a gap in rule
-        # evaluation (no heartbeat within the lookback) the one recorded before the gap.
-        _rule(prev, f"{last}\nor\n{_recovered(last, resumed, t)}"),
+        _rule(recovered, _recovered(last, resumed, t)),
+        # Processes seen for the first time (or again after the bound): their first raw
+        # sample, 0 for a process born now, anything else for one running before we saw it.
+        _rule(
+            first,
+            f"sum by ({c.by_instance}) (min_over_time({c.raw}[{first_range}]))\n"
+            f"unless on({c.by_instance}) {prev}",
+        ),
         _rule(
             delta,
             # counter reset (same instance restarted): the new counter counts from 0
             f"({total} and on({c.by_instance}) ({total} < {prev} * (1 - 1e-9)))\n"
             f"or\nclamp_min({total} - {prev}, 0)\n"
-            # first seen: counted from its first value (0 for a process born now)
+            # first seen: counted from its first value
             f"or\n({total} - {first})",
         ),
-        # When each process was last seen; a process unseen for longer than the bound is
-        # forgotten, and counted from its first value if it ever comes back.
+        # Since when each silent process has been silent; one silent for longer than the
+        # bound is forgotten, and counted from its first value if it ever comes back.
         _rule(
-            seen,
-            f"({total} * 0 + time())\nor\n(({seen} or {prev} * 0 + time()) > time() - {bound})",
+            silent,
+            f"(({silent} or {prev} * 0 + time()) unless on({c.by_instance}) {total})\n"
+            f"> time() - {t.baseline_bound_s}",
         ),
-        _rule(last, f"{total}\nor\n({prev} and on({c.by_instance}) {seen})"),
+        _rule(last, f"{total}\nor\n({prev} and on({c.by_instance}) {silent})"),
         _checkpoint_rule(last, t),
     ]
 
 
 def _first_seen_partial(c: Counter) -> str:
     """Agents with a process seen for the first time this evaluation with a running counter."""
-    first = f"{c.level}:increase"
-    total = f"{c.level}:sum"
-    return (
-        f"min by ({c.by_result}) (\n"
-        f"  ({total} - {first} > 0) unless on({c.by_instance}) {c.level}:last_prev\n"
-        f") * 0 + time()"
-    )
+    return f"min by ({c.by_result}) ({c.level}:first_value > 0) * 0 + time()"
 
 
 def _accumulator_rule(
