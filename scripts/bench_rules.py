@@ -375,7 +375,12 @@ def backfill_recorded(
         began = time.monotonic()
         groups: dict[str, list[dict[str, Any]]] = {}
         for group_name, rule in rules:
-            groups.setdefault(group_name, []).append(rule)
+            # The data set has no task counters: nothing to backfill there (and promtool's
+            # importer trips over the empty results of the task group at N=10,000).
+            if not group_name.endswith("-budget-tasks"):
+                groups.setdefault(group_name, []).append(rule)
+        if not groups:
+            continue
         path = scratch / f"level-{k}.yml"
         path.write_text(
             yaml.safe_dump(
@@ -819,7 +824,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     variants = {"new": load_rule_files(args)}
     if args.baseline_rules:
         baseline = Path(args.baseline_rules)
-        variants["baseline"] = {p.name: p.read_text() for p in sorted(baseline.glob("*.yml"))}
+        variants["baseline"] = {
+            p.name: _with_interval(p.read_text(), args.rule_interval)
+            for p in sorted(baseline.glob("*.yml"))
+        }
     results = []
     with _scratch(args.workdir) as scratch:
         for n in agents:
@@ -838,6 +846,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("recorded figures off the data beyond the tolerance: " + ", ".join(bad))
         return 1
     return 0
+
+
+def _with_interval(text: str, interval: str) -> str:
+    """A rule file with every group evaluated at `interval` (both rule sets alike)."""
+    return re.sub(r"(?m)^(  interval: ).*$", rf"\g<1>{interval}", text)
 
 
 def _jsonable(r: Result) -> dict[str, Any]:
