@@ -688,7 +688,8 @@ def alert_groups(
                         f"{_with_limit_label(names.agent_limit(window))}"
                     )
                     since = _partial_since_agent(names, window)
-                    summary = f"{since}Agent {agent} used {_at_least}{pct}% of its {window} budget"
+                    # The summary stays query-free: one query per firing alert is enough.
+                    summary = f"Agent {agent} used {pct}% of its {window} budget"
                     description = (
                         f"{since}Agent {agent} has spent {_at_least}{pct}% of its {window} limit "
                         f"of {{{{ $labels.limit }}}} {currency} {when} ({level} at {threshold}%)."
