@@ -161,6 +161,21 @@ def write_openmetrics(ds: Dataset, path: Path, t0: int, t1: int, fine_from: int)
     return count
 
 
+def import_openmetrics(path: Path, data_dir: Path) -> None:
+    """An OpenMetrics file into TSDB blocks under `data_dir`; the file is removed."""
+    run(
+        tool("promtool"),
+        "tsdb",
+        "create-blocks-from",
+        "openmetrics",
+        "--max-block-duration=6h",
+        "--quiet",
+        path,
+        data_dir,
+    )
+    path.unlink()
+
+
 def backfill_raw(ds: Dataset, end: int, data_dir: Path, scratch: Path) -> int:
     total = 0
     t = ds.start
@@ -168,17 +183,7 @@ def backfill_raw(ds: Dataset, end: int, data_dir: Path, scratch: Path) -> int:
         t1 = min(end, (t // WINDOW + 1) * WINDOW)
         path = scratch / f"raw-{t}.om"
         total += write_openmetrics(ds, path, t, t1, end - FINE_SPAN)
-        run(
-            tool("promtool"),
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            "--max-block-duration=6h",
-            "--quiet",
-            path,
-            data_dir,
-        )
-        path.unlink()
+        import_openmetrics(path, data_dir)
         t = t1
     return total
 
@@ -600,17 +605,7 @@ def synthesize_state(
             out.write("".join(lines))
             count += len(lines)
         out.write("# EOF\n")
-    run(
-        tool("promtool"),
-        "tsdb",
-        "create-blocks-from",
-        "openmetrics",
-        "--max-block-duration=6h",
-        "--quiet",
-        path,
-        data_dir,
-    )
-    path.unlink()
+    import_openmetrics(path, data_dir)
     return count
 
 

@@ -378,7 +378,7 @@ def _partial_rule(
         f" and on({window.label}) {label}\n"
         f"or\n(\n{_indent(new, 2)}\n) * on() group_left({window.label}) {label}"
     )
-    return {**_rule(since, expr), "labels": {"window": window.name}}
+    return _rule(since, expr)
 
 
 def _time_rules(names: Names, reset_day: int, t: Timing) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support.pipeline import Pipeline, pipeline
+from tests.support.pipeline import App, Pipeline, pipeline
 
 from budgetwatch.rules import Timing
 
@@ -100,6 +100,15 @@ SHORT = Timing(day_seconds=DAY_S, recovery_span="10m", recovery_step="5s", basel
 STEP_COST = 1 / 64
 
 
+def _spend_for(app: App, agent: str, seconds: float, ledger: list[tuple[float, float]]) -> None:
+    """Record STEP_COST every 0.25 s for `seconds`, noting each (time, cost) in `ledger`."""
+    end = time.time() + seconds
+    while time.time() < end:
+        app.cost(agent, STEP_COST)
+        ledger.append((time.time(), STEP_COST))
+        time.sleep(0.25)
+
+
 @pytest.fixture
 def short_calendar(tmp_path: Path) -> Iterator[Pipeline]:
     with pipeline(
@@ -119,11 +128,7 @@ def test_evaluator_stopped_across_a_day_edge_keeps_the_period_exact(
     ledger: list[tuple[float, float]] = []  # (time recorded, cost)
 
     def spend_for(seconds: float) -> None:
-        end = time.time() + seconds
-        while time.time() < end:
-            app.cost(agent, STEP_COST)
-            ledger.append((time.time(), STEP_COST))
-            time.sleep(0.25)
+        _spend_for(app, agent, seconds, ledger)
 
     app.cost(agent, 0.0)
     pipe.wait_value(_dtd(agent), lambda v: v is not None, timeout=60, what="agent seen")
@@ -194,11 +199,7 @@ def test_evaluator_down_longer_than_the_recovery_span_keeps_the_closed_days_and_
     ledger: list[tuple[float, float]] = []
 
     def spend_for(seconds: float) -> None:
-        end = time.time() + seconds
-        while time.time() < end:
-            app.cost(agent, STEP_COST)
-            ledger.append((time.time(), STEP_COST))
-            time.sleep(0.25)
+        _spend_for(app, agent, seconds, ledger)
 
     app.cost(agent, 0.0)
     pipe.wait_value(_dtd(agent), lambda v: v is not None, timeout=60, what="agent seen")
