@@ -1,8 +1,8 @@
 """The OpenTelemetry side: observable instruments over a Store, and our own export pipeline.
 
-Instruments (contract section 2; all monotonic cumulative sums, scope `budgetwatch`):
-  <ns>.cost {CUR}, <ns>.tokens {token}, <ns>.tasks {task}, <ns>.calls {call},
-  <ns>.telemetry.dropped {event}.
+Instruments (contract section 2; all monotonic cumulative sums, scope `budgetwatch`), named
+in the bundle spec (budgetwatch.spec): <ns>.cost {CUR}, <ns>.tokens {token}, <ns>.tasks
+{task}, <ns>.calls {call}, <ns>.telemetry.dropped {event}.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.resources import Resource
 
+from . import spec
 from ._otlp import ExportSettings, make_exporter
 from ._store import (
     COST,
@@ -47,11 +48,11 @@ from ._store import (
 if TYPE_CHECKING:
     from .telemetry import BudgetTelemetry
 
-SCOPE = "budgetwatch"
-AGENT = "gen_ai.agent.id"
-PROVIDER = "gen_ai.provider.name"
-MODEL = "gen_ai.request.model"
-TOKEN_TYPE = "gen_ai.token.type"
+SCOPE = spec.SCOPE
+AGENT = spec.AGENT_ATTR
+PROVIDER = spec.PROVIDER_ATTR
+MODEL = spec.MODEL_ATTR
+TOKEN_TYPE = spec.TOKEN_TYPE_ATTR
 _TOKEN_TYPES = {INPUT_TOKENS: "input", OUTPUT_TOKENS: "output"}
 _OUTCOMES = {PRICED: "priced", UNPRICED: "unpriced", FAILED: "failed"}
 
@@ -110,13 +111,15 @@ def register_instruments(
         return {**call_attrs(point), TOKEN_TYPE: _TOKEN_TYPES[point.column]}
 
     def outcome_attrs(point: Point) -> dict[str, Any]:
-        return {**call_attrs(point), f"{namespace}.call.outcome": _OUTCOMES[point.column]}
+        return {**call_attrs(point), outcome: _OUTCOMES[point.column]}
+
+    outcome = spec.call_outcome_attr(namespace)
+    status = spec.task_status_attr(namespace)
 
     def tasks(_options: CallbackOptions) -> Iterable[Observation]:
         current = store()
         if current is None:
             return ()
-        status = f"{namespace}.task.status"
         return [
             Observation(p.value, {AGENT: p.key[0], status: p.key[1]})
             for p in current.observe_tasks()
@@ -126,38 +129,24 @@ def register_instruments(
         current = store()
         if current is None:
             return ()
-        return [Observation(p.value, {"reason": p.key[0]}) for p in current.observe_dropped()]
+        return [
+            Observation(p.value, {spec.REASON_ATTR: p.key[0]}) for p in current.observe_dropped()
+        ]
 
-    meter.create_observable_counter(
-        f"{namespace}.cost",
-        [calls_callback((COST,), False, call_attrs)],
-        unit=f"{{{currency}}}",
-        description=f"Cost of LLM calls in {currency}, per agent, provider and model",
-    )
-    meter.create_observable_counter(
-        f"{namespace}.tokens",
-        [calls_callback((INPUT_TOKENS, OUTPUT_TOKENS), False, token_attrs)],
-        unit="{token}",
-        description="Tokens used by LLM calls, per agent, provider, model and token type",
-    )
-    meter.create_observable_counter(
-        f"{namespace}.calls",
-        [calls_callback((PRICED, UNPRICED, FAILED), True, outcome_attrs)],
-        unit="{call}",
-        description="LLM calls per outcome: priced (cost known), unpriced, failed",
-    )
-    meter.create_observable_counter(
-        f"{namespace}.tasks",
-        [tasks],
-        unit="{task}",
-        description="Task status changes, per agent and the status the task entered",
-    )
-    meter.create_observable_counter(
-        f"{namespace}.telemetry.dropped",
-        [dropped],
-        unit="{event}",
-        description="Events (or parts of events) budgetwatch dropped or folded, per reason",
-    )
+    callbacks = {
+        spec.COST: calls_callback((COST,), False, call_attrs),
+        spec.TOKENS: calls_callback((INPUT_TOKENS, OUTPUT_TOKENS), False, token_attrs),
+        spec.CALLS: calls_callback((PRICED, UNPRICED, FAILED), True, outcome_attrs),
+        spec.TASKS: tasks,
+        spec.DROPPED: dropped,
+    }
+    for instrument, callback in callbacks.items():
+        meter.create_observable_counter(
+            instrument.otel_name(namespace),
+            [callback],
+            unit=instrument.unit or f"{{{currency}}}",
+            description=instrument.description.format(currency=currency),
+        )
 
 
 class GuardedExporter(MetricExporter):

@@ -1,0 +1,461 @@
+"""The bundle spec: every name and window the artifacts share, written once.
+
+The instrumentation, the recording and alerting rules, the dashboards, the Alertmanager
+config's tests, the runbooks' tests and the dev stack all ask this module for names; none
+spells a series, a label or a window itself. docs/architecture.md shows which lines to edit to
+rename a series or add a window.
+
+Dependency-free (standard library only) so that the runtime may import it: importing
+`budgetwatch` to record events stays light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+# --- OTLP (contract section 2) and their Prometheus forms (section 3) ----------------------
+
+SCOPE: Final = "budgetwatch"  # instrumentation scope
+AGENT_ATTR: Final = "gen_ai.agent.id"
+PROVIDER_ATTR: Final = "gen_ai.provider.name"
+MODEL_ATTR: Final = "gen_ai.request.model"
+TOKEN_TYPE_ATTR: Final = "gen_ai.token.type"
+REASON_ATTR: Final = "reason"  # of <ns>.telemetry.dropped
+
+
+def prom_label(attribute: str) -> str:
+    """The label Prometheus stores for an OTLP attribute (`UnderscoreEscapingWithSuffixes`)."""
+    return attribute.replace(".", "_")
+
+
+AGENT: Final = prom_label(AGENT_ATTR)  # gen_ai_agent_id
+PROVIDER: Final = prom_label(PROVIDER_ATTR)  # gen_ai_provider_name
+MODEL: Final = prom_label(MODEL_ATTR)  # gen_ai_request_model
+TOKEN_TYPE: Final = prom_label(TOKEN_TYPE_ATTR)  # gen_ai_token_type
+REASON: Final = prom_label(REASON_ATTR)
+# Labels the rules and alerts add (contract sections 5, 6, 8).
+WINDOW_LABEL: Final = "window"
+SEVERITY_LABEL: Final = "severity"
+LEVEL_LABEL: Final = "budget_level"
+REVISION_LABEL: Final = "revision"
+LIMIT_LABEL: Final = "limit"  # the limit in force, joined onto agent alerts
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One OTLP counter: `<ns>.<suffix>` over OTLP, `<ns>_<suffix>_total` in Prometheus."""
+
+    suffix: str
+    unit: str  # "" = the currency in braces
+    description: str
+
+    def otel_name(self, ns: str) -> str:
+        return f"{ns}.{self.suffix}"
+
+    def prom_name(self, ns: str) -> str:
+        return f"{prom_label(self.otel_name(ns))}_total"
+
+
+COST: Final = Instrument(
+    "cost", "", "Cost of LLM calls in {currency}, per agent, provider and model"
+)
+TOKENS: Final = Instrument(
+    "tokens", "{token}", "Tokens used by LLM calls, per agent, provider, model and token type"
+)
+CALLS: Final = Instrument(
+    "calls", "{call}", "LLM calls per outcome: priced (cost known), unpriced, failed"
+)
+TASKS: Final = Instrument(
+    "tasks", "{task}", "Task status changes, per agent and the status the task entered"
+)
+DROPPED: Final = Instrument(
+    "telemetry.dropped",
+    "{event}",
+    "Events (or parts of events) budgetwatch dropped or folded, per reason",
+)
+INSTRUMENTS: Final = (COST, TOKENS, CALLS, TASKS, DROPPED)
+
+
+def task_status_attr(ns: str) -> str:
+    return f"{ns}.task.status"
+
+
+def call_outcome_attr(ns: str) -> str:
+    return f"{ns}.call.outcome"
+
+
+def alert_prefix(ns: str) -> str:
+    """The namespace with a capital first letter, as in alert names: `Synthorg`."""
+    return ns[:1].upper() + ns[1:]
+
+
+# --- windows --------------------------------------------------------------------------------
+
+DAY_SECONDS: Final = 86400
+WindowName = Literal["daily", "monthly"]
+
+
+def day_start_expr(day_seconds: int = DAY_SECONDS, reset_day: int = 1) -> str:
+    """PromQL: the start of the current day, in seconds (00:00 UTC)."""
+    del reset_day  # a day starts at 00:00 whatever the billing period
+    return f"floor(vector(time()) / {day_seconds}) * {day_seconds}"
+
+
+def period_start_expr(day_seconds: int = DAY_SECONDS, reset_day: int = 1) -> str:
+    """PromQL: the start of the current billing period, day `reset_day` (1-28) at 00:00 UTC.
+
+    Calendar months have real days: the billing period is computed on the real calendar
+    whatever `day_seconds` a test calendar uses for days.
+    """
+    del day_seconds
+    day = DAY_SECONDS
+    day_start = day_start_expr(day)
+    dom = "day_of_month(vector(time()))"
+    if reset_day == 1:
+        return f"{day_start} - ({dom} - 1) * {day}"
+    # Day R of this month when today is on or after it, else day R of last month.
+    this_month = f"{day_start} - ({dom} - {reset_day}) * {day}"
+    last_month = (
+        f"{day_start} - ({dom} - 1) * {day}\n"
+        f"  - (days_in_month({day_start} - {dom} * {day}) - {reset_day} + 1) * {day}"
+    )
+    return f"({this_month} and on() ({dom} >= {reset_day}))\nor\n({last_month})"
+
+
+@dataclass(frozen=True)
+class Window:
+    """A calendar window budgets are kept over: one row of `WINDOWS`.
+
+    name          the `window` label of alerts and partial flags; also the limits.yaml field
+                  (`daily:`/`monthly:`) holding its limit and the word in limit series names
+    label         the label the rules' accumulators carry: the current window's start, in
+                  days since 1970
+    edge          PromQL of the current window's start, in seconds (day length, reset day)
+    to_date       the published spend series: `<ns>_[agent_]cost_<to_date>`
+    org_percent   `<ns>_<org_percent>`: org spend / org limit x 100
+    agent_percent `<ns>_<agent_percent>`: agent spend / agent limit x 100
+    when          how alert text says the window
+    tasks         whether task counts are kept per this window too
+    prorated_from a window whose org limit, when the limits file gives none for this one, is
+                  prorated over the days of the billing period (daily: the monthly limit)
+    """
+
+    name: WindowName
+    label: str
+    edge: Callable[[int, int], str]
+    to_date: str
+    org_percent: str
+    agent_percent: str
+    when: str
+    tasks: bool
+    prorated_from: WindowName | None = None
+
+    @property
+    def start_helper(self) -> str:
+        """Operation name of the helper holding the window's start (`<ns>:time:<this>`)."""
+        return f"{self.label}_start"
+
+    @property
+    def limit_field(self) -> WindowName:
+        return self.name
+
+
+DAILY: Final = Window(
+    name="daily",
+    label="day",
+    edge=day_start_expr,
+    to_date="day_to_date",
+    org_percent="budget_daily_used_percent",
+    agent_percent="agent_budget_used_percent",
+    when="today (UTC)",
+    tasks=True,
+    prorated_from="monthly",
+)
+MONTHLY: Final = Window(
+    name="monthly",
+    label="period",
+    edge=period_start_expr,
+    to_date="period_to_date",
+    org_percent="budget_used_percent",
+    agent_percent="agent_budget_monthly_used_percent",
+    when="this period",
+    tasks=False,
+)
+# Order matters: the daily window is the period's part (an org daily limit absent from the
+# limits file is the monthly one prorated over the days of the billing period).
+WINDOWS: Final = (DAILY, MONTHLY)
+WINDOW_NAMES: Final[tuple[WindowName, ...]] = tuple(w.name for w in WINDOWS)
+
+
+def window(name: str) -> Window:
+    for w in WINDOWS:
+        if w.name == name:
+            return w
+    raise KeyError(f"no window {name!r}; windows: {', '.join(WINDOW_NAMES)}")
+
+
+# --- alert levels and names (contract section 6) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Level:
+    """A budget alert level: its limits.yaml threshold field and the severity it pages with."""
+
+    name: str  # thresholds.<name> in limits.yaml; the `budget_level` label
+    severity: str
+
+
+LEVELS: Final = (
+    Level("warning", "warning"),
+    Level("critical", "critical"),
+    Level("exhausted", "critical"),
+)
+
+
+def levels_with_thresholds(thresholds: object) -> list[tuple[Level, float]]:
+    """Each level with its threshold, read from `thresholds.<level name>` (lowest first)."""
+    return [(level, float(getattr(thresholds, level.name))) for level in LEVELS]
+
+
+def inhibited_by(level: Level) -> tuple[Level, ...]:
+    """The lower levels a firing `level` silences for the same agent and window."""
+    index = LEVELS.index(level)
+    return LEVELS[:index]
+
+
+@dataclass(frozen=True)
+class Alerts:
+    """Every alert name for one namespace, and its runbook anchor."""
+
+    ns: str
+
+    @property
+    def prefix(self) -> str:
+        return alert_prefix(self.ns)
+
+    def agent_budget(self, level: Level) -> str:
+        return f"{self.prefix}AgentBudget{level.name.title()}"
+
+    def org_budget(self, level: Level) -> str:
+        return f"{self.prefix}Budget{level.name.title()}"
+
+    @property
+    def exhaustion_forecast(self) -> str:
+        return f"{self.prefix}AgentBudgetExhaustionForecast"
+
+    @property
+    def telemetry_absent(self) -> str:
+        return f"{self.prefix}BudgetTelemetryAbsent"
+
+    def anchors(self) -> dict[str, str]:
+        """alertname -> runbook anchor id (the alertname without the prefix, kebab-case)."""
+        names = [
+            name for level in LEVELS for name in (self.agent_budget(level), self.org_budget(level))
+        ]
+        names += [self.exhaustion_forecast, self.telemetry_absent]
+        return {name: _kebab(name.removeprefix(self.prefix)) for name in names}
+
+
+def _kebab(camel: str) -> str:
+    return "".join(f"-{ch.lower()}" if ch.isupper() else ch for ch in camel).lstrip("-")
+
+
+# --- series names ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every series name for one namespace: raw (contract section 3), published (section 5 and
+    section 8's partial flag) and the rules' helpers (`<ns>:level:operations`)."""
+
+    ns: str
+
+    # raw series (section 3)
+    @property
+    def cost_total(self) -> str:
+        return COST.prom_name(self.ns)
+
+    @property
+    def tokens_total(self) -> str:
+        return TOKENS.prom_name(self.ns)
+
+    @property
+    def calls_total(self) -> str:
+        return CALLS.prom_name(self.ns)
+
+    @property
+    def tasks_total(self) -> str:
+        return TASKS.prom_name(self.ns)
+
+    @property
+    def dropped_total(self) -> str:
+        return DROPPED.prom_name(self.ns)
+
+    @property
+    def task_status(self) -> str:
+        return prom_label(task_status_attr(self.ns))
+
+    @property
+    def call_outcome(self) -> str:
+        return prom_label(call_outcome_attr(self.ns))
+
+    def raw(self) -> tuple[str, ...]:
+        return tuple(i.prom_name(self.ns) for i in INSTRUMENTS)
+
+    # published series (section 5)
+    def org_to_date(self, w: Window) -> str:
+        return f"{self.ns}_cost_{w.to_date}"
+
+    def agent_to_date(self, w: Window) -> str:
+        return f"{self.ns}_agent_cost_{w.to_date}"
+
+    def org_limit(self, w: Window) -> str:
+        return f"{self.ns}_budget_{w.name}_limit"
+
+    def agent_limit(self, w: Window) -> str:
+        return f"{self.ns}_agent_budget_{w.name}_limit"
+
+    def org_percent(self, w: Window) -> str:
+        return f"{self.ns}_{w.org_percent}"
+
+    def agent_percent(self, w: Window) -> str:
+        return f"{self.ns}_{w.agent_percent}"
+
+    @property
+    def agent_tasks_day_to_date(self) -> str:
+        return f"{self.ns}_agent_tasks_{DAILY.to_date}"
+
+    @property
+    def limits_info(self) -> str:
+        return f"{self.ns}_budget_limits_info"
+
+    @property
+    def agent_cost_partial(self) -> str:
+        return f"{self.ns}_agent_cost_partial"
+
+    @property
+    def exhaustion_seconds(self) -> str:
+        return f"{self.ns}_agent_budget_{DAILY.name}_exhaustion_seconds"
+
+    def published(self) -> tuple[str, ...]:
+        """Every series of contract sections 5 and 8 the recording rules publish."""
+        per_window = [
+            name
+            for w in WINDOWS
+            for name in (
+                self.org_to_date(w),
+                self.agent_to_date(w),
+                self.org_limit(w),
+                self.agent_limit(w),
+                self.org_percent(w),
+                self.agent_percent(w),
+            )
+        ]
+        return (
+            *per_window,
+            self.agent_tasks_day_to_date,
+            self.limits_info,
+            self.agent_cost_partial,
+        )
+
+    # helper series (level:metric:operations; not part of the contract)
+    def helper(self, level_metric: str, operations: str) -> str:
+        return f"{self.ns}:{level_metric}:{operations}"
+
+    def window_start(self, w: Window) -> str:
+        return self.helper("time", w.start_helper)
+
+    @property
+    def period_days(self) -> str:
+        return self.helper("time", "period_days")
+
+    @property
+    def agent_rate(self) -> str:
+        return self.helper("agent_cost", "rate1h")
+
+    @property
+    def cost_series(self) -> str:
+        return self.helper("cost_series", "count")
+
+    def partial_since(self, w: Window) -> str:
+        """Helper: since when an agent's figure of that window is a lower bound."""
+        return self.helper("agent_cost", f"{w.name}_partial_since")
+
+    def accumulator(self, level: str, w: Window) -> str:
+        return self.helper(level, f"{w.name}_total")
+
+    def day_end(self, level: str) -> str:
+        """The period total at the last evaluation of each day (long recovery)."""
+        return self.helper(level, f"{MONTHLY.name}_total_day_end")
+
+    @property
+    def cost_counter(self) -> Counter:
+        return Counter(
+            raw=self.cost_total,
+            keep=(AGENT,),
+            level=f"{self.ns}:agent_instance_cost",
+            acc_level="agent_cost",
+            heartbeat=self.helper("budget_cost_rules", "evaluated"),
+        )
+
+    @property
+    def tasks_counter(self) -> Counter:
+        return Counter(
+            raw=self.tasks_total,
+            keep=(AGENT, self.task_status),
+            level=f"{self.ns}:agent_instance_tasks",
+            acc_level="agent_tasks",
+            heartbeat=self.helper("budget_task_rules", "evaluated"),
+        )
+
+    def origins(self) -> dict[str, str]:
+        """Every series a dashboard may query -> what produces it."""
+        found = dict.fromkeys(self.published(), "rules")
+        found[self.agent_cost_partial] = "rules, while a figure is a lower bound only"
+        found["ALERTS"] = "rules"  # Prometheus's own series of pending and firing alerts
+        for name in self.raw():
+            found[name] = "instrumentation"
+        found[self.dropped_total] = "instrumentation, after a dropped event only"
+        return {**found, **EXTERNAL_SERIES}
+
+
+@dataclass(frozen=True)
+class Counter:
+    """A raw counter family and how its per-window figures are kept.
+
+    `keep` are the labels a figure keeps (besides job and instance per process); `level` is
+    the helper prefix (`<ns>:<level>:...`) of its per-process helpers, `acc_level` of its
+    per-result accumulators.
+    """
+
+    raw: str
+    keep: tuple[str, ...]
+    level: str
+    acc_level: str
+    heartbeat: str
+
+    @property
+    def by_instance(self) -> str:
+        return ", ".join((*self.keep, "job", "instance"))
+
+    @property
+    def by_result(self) -> str:
+        return ", ".join(self.keep)
+
+
+# Series of the pipeline's other parts that the pipeline-health dashboard reads.
+EXTERNAL_SERIES: Final[Mapping[str, str]] = {
+    # The collector's own telemetry, scraped by Prometheus (job otelcol). Our collector
+    # (v0.165) exposes its counters without a `_total` suffix: these are the names it serves.
+    "otelcol_receiver_accepted_metric_points": "collector",
+    "otelcol_receiver_refused_metric_points": "collector",
+    "otelcol_exporter_sent_metric_points": "collector",
+    "otelcol_exporter_send_failed_metric_points": "collector, after a failed send only",
+    "otelcol_exporter_queue_size": "collector",
+    "otelcol_exporter_queue_capacity": "collector",
+    # Prometheus's own telemetry (job prometheus).
+    "prometheus_rule_evaluation_duration_seconds": "prometheus",
+    "prometheus_rule_evaluation_failures_total": "prometheus",
+}
