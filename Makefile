@@ -36,8 +36,12 @@ tools:
 system-packages:
 	@bash scripts/ensure-system-packages.sh
 
+# The CLI is the only writer of generated files; tests/test_generated_fresh.py runs the same
+# command with --check.
+GENERATE_ARGS := --output . --rules-dir alerts/rules --dashboards-dir dashboards
+
 generate: venv
-	bash scripts/generate.sh $(LIMITS)
+	$(VENV)/bin/budgetwatch render $(LIMITS) $(GENERATE_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check instrumentation tests scripts examples

@@ -49,17 +49,15 @@ from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "instrumentation"))
-
-from tests.support.procs import (  # noqa: E402 - after the path set-up above
+from budgetwatch.dev.stack import (
+    ROOT,
     Prometheus,
     http_get,
     prometheus_config,
     start_prometheus,
+    tool,
 )
-from tests.support.tools import tool  # noqa: E402
+from budgetwatch.spec import AGENT, DAILY, DAY_SECONDS, MODEL, MONTHLY, PROVIDER, Names
 
 MODELS = (
     ("anthropic", "claude-sonnet-4"),
@@ -67,7 +65,7 @@ MODELS = (
     ("google", "gemini-2.5-pro"),
 )
 AGENTS_PER_PROCESS = 100
-DAY = 86400
+DAY = DAY_SECONDS
 # Raw history is written at one sample a minute, the last FINE_SPAN at --interval (10 s is
 # what the shipped export interval gives): no rule reads raw counters over more than two
 # minutes or at more than one instant per series (the last midnight), so older history at a
@@ -105,10 +103,10 @@ class Dataset:
             for m, (provider, model) in enumerate(MODELS):
                 self.labels.append(
                     (
-                        ("__name__", f"{self.namespace}_cost_total"),
-                        ("gen_ai_agent_id", f"agent-{agent:05d}"),
-                        ("gen_ai_provider_name", provider),
-                        ("gen_ai_request_model", model),
+                        ("__name__", Names(self.namespace).cost_total),
+                        (AGENT, f"agent-{agent:05d}"),
+                        (PROVIDER, provider),
+                        (MODEL, model),
                         ("instance", f"proc-{agent // AGENTS_PER_PROCESS:03d}"),
                         ("job", "bench"),
                     )
@@ -516,8 +514,8 @@ def sanity_checks(
     since_period = max(ds.start, period_start(today, reset_day))
     out = []
     for series, since in (
-        (f"{ds.namespace}_cost_day_to_date", max(ds.start, today)),
-        (f"{ds.namespace}_cost_period_to_date", since_period),
+        (Names(ds.namespace).org_to_date(DAILY), max(ds.start, today)),
+        (Names(ds.namespace).org_to_date(MONTHLY), since_period),
     ):
         result = prom.query(f"timestamp({series})")
         values = prom.query(series)
@@ -562,14 +560,12 @@ def synthesize_state(
     checkpoint every 15 minutes, the period total at each day's end). The live rules continue
     from it: the accuracy check then judges what they add.
     """
-    from budgetwatch.rules import WINDOWS, Names
-
     names = Names(ds.namespace)
     cost = names.cost_counter
     heartbeats = (cost.heartbeat, names.tasks_counter.heartbeat)
-    day_acc = names.accumulator(cost.acc_level, WINDOWS[0])
-    period_acc = names.accumulator(cost.acc_level, WINDOWS[1])
-    day_end = names.helper(cost.acc_level, f"{WINDOWS[1].name}_total_day_end")
+    day_acc = names.accumulator(cost.acc_level, DAILY)
+    period_acc = names.accumulator(cost.acc_level, MONTHLY)
+    day_end = names.day_end(cost.acc_level)
     times = set(range(end - 7 * 3600 - (end % 300), end - 60, 300))
     times |= {d - 60 for d in range(ds.start + DAY, end, DAY)}
     path = scratch / "state.om"
@@ -587,11 +583,14 @@ def synthesize_state(
                 value = rate * (ds.last_sample(t, fine_from) - ds.start)
                 since_day = rate * max(0.0, ds.last_sample(day - 1, fine_from) - ds.start)
                 since_period = rate * max(0.0, ds.last_sample(period - 1, fine_from) - ds.start)
-                agent_id = f'gen_ai_agent_id="agent-{agent:05d}"'
+                agent_id = f'{AGENT}="agent-{agent:05d}"'
                 proc = f'{agent_id},instance="proc-{agent // AGENTS_PER_PROCESS:03d}",job="bench"'
-                day_label = f'{{{agent_id},day="{day // DAY}"}} {value - since_day:.6f} {t}\n'
+                day_label = (
+                    f'{{{agent_id},{DAILY.label}="{day // DAY}"}} {value - since_day:.6f} {t}\n'
+                )
                 period_label = (
-                    f'{{{agent_id},period="{period // DAY}"}} {value - since_period:.6f} {t}\n'
+                    f'{{{agent_id},{MONTHLY.label}="{period // DAY}"}} '
+                    f"{value - since_period:.6f} {t}\n"
                 )
                 lines.append(f"{cost.level}:sum{{{proc}}} {value:.6f} {t}\n")
                 for x in suffixes:

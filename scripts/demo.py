@@ -14,14 +14,11 @@ Everything it writes goes under --workdir (default out/demo), recreated on each 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -29,14 +26,19 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-TOOLS_BIN = ROOT / ".tools" / "bin"
+from budgetwatch.dev.stack import (
+    ROOT,
+    TOOLS_BIN,
+    Ports,
+    Stack,
+    port_free,
+    render_rules,
+    running_stack,
+)
+from budgetwatch.spec import AGENT, DAILY, MONTHLY, Alerts, Names
 
 # --- the simulated organization ------------------------------------------------------------
 
@@ -112,17 +114,6 @@ class DemoError(Exception):
     """A problem the user can fix; printed without a traceback."""
 
 
-def port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        # As the servers do: connections of a previous run in TIME_WAIT do not make it busy.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def http(
     url: str, data: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 5
 ) -> tuple[int, bytes]:
@@ -134,206 +125,26 @@ def http(
         return err.code, err.read()
 
 
-@dataclass
-class Server:
-    name: str
-    argv: list[str]
-    ready_url: str
-    log_path: Path
-    env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 60) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env},
-                start_new_session=True,  # Ctrl-C goes to the demo, which stops us in order
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise DemoError(f"{self.name} exited at start; its log:\n{self.tail()}")
-            with contextlib.suppress(OSError):
-                if http(self.ready_url, timeout=1)[0] == 200:
-                    return
-            time.sleep(0.2)
-        raise DemoError(f"{self.name} not ready after {timeout}s; its log:\n{self.tail()}")
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=5)
-
-    def tail(self, lines: int = 20) -> str:
-        with contextlib.suppress(FileNotFoundError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return "(no log)"
+# The flags that fix each port, for the message when one is busy.
+PORT_FLAGS = {
+    "otlp_grpc": "--otlp-grpc-port",
+    "otlp_http": "--otlp-http-port",
+    "prometheus": "--prometheus-port",
+    "alertmanager": "--alertmanager-port",
+    "collector_metrics": "--collector-metrics-port",
+    "collector_health": "--collector-health-port",
+}
 
 
-class NotificationSink:
-    """Where Alertmanager's webhook points during the demo: counts notifications by alert."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with contextlib.suppress(ValueError):
-                    sink.received.append(json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-
-    def firing(self) -> list[str]:
-        return [
-            f"{a['labels'].get('alertname')}{{{a['labels'].get('gen_ai_agent_id', '')}}}"
-            for note in self.received
-            for a in note.get("alerts", [])
-            if a.get("status") == "firing"
-        ]
-
-
-@dataclass
-class Ports:
-    otlp_grpc: int
-    otlp_http: int
-    prometheus: int
-    alertmanager: int
-    collector_metrics: int
-    collector_health: int
-
-    def check(self) -> None:
-        names = {
-            "otlp_grpc": "--otlp-grpc-port",
-            "otlp_http": "--otlp-http-port",
-            "prometheus": "--prometheus-port",
-            "alertmanager": "--alertmanager-port",
-            "collector_metrics": "--collector-metrics-port",
-            "collector_health": "--collector-health-port",
-        }
-        busy = [
-            f"port {getattr(self, attr)} on 127.0.0.1 ({attr.replace('_', ' ')}) is busy: "
-            f"stop what uses it or pass {flag} PORT"
-            for attr, flag in names.items()
-            if not port_free(getattr(self, attr))
-        ]
-        if busy:
-            raise DemoError("\n".join(busy))
-
-
-def render_rules(limits_path: Path, out: Path, interval: str) -> tuple[Any, list[Path]]:
-    """The rules `budgetwatch render` writes, evaluated every `interval` for a livelier demo."""
-    from budgetwatch.limits import load_limits
-    from budgetwatch.rules import render_rule_files
-
-    limits = load_limits(limits_path)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    rendered = render_rule_files(limits, limits_path.name, evaluation_interval=interval)
-    for name, text in rendered.items():
-        path = out / name
-        path.write_text(text)
-        paths.append(path)
-    return limits, paths
-
-
-def build_servers(
-    work: Path, ports: Ports, rule_files: list[Path], webhook_url: str, interval: str
-) -> list[Server]:
-    logs = work / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-
-    am_config: dict[str, Any] = yaml.safe_load((ROOT / "alerts/alertmanager.yml").read_text())
-    # Template globs are relative to the config file, which the demo writes elsewhere.
-    am_config["templates"] = [str(ROOT / "alerts" / t) for t in am_config.get("templates", [])]
-    for receiver in am_config.get("receivers", []):
-        for hook in receiver.get("webhook_configs", []):
-            hook.pop("url_file", None)
-            hook["url"] = webhook_url
-    (work / "alertmanager.yml").write_text(yaml.safe_dump(am_config, sort_keys=False))
-
-    prom_config: dict[str, Any] = yaml.safe_load((ROOT / "alerts/prometheus.yml").read_text())
-    prom_config["global"]["evaluation_interval"] = interval
-    prom_config["global"]["scrape_interval"] = interval
-    prom_config["rule_files"] = [str(p) for p in rule_files]
-    prom_config["alerting"] = {
-        "alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{ports.alertmanager}"]}]}]
-    }
-    prom_config["scrape_configs"] = [
-        {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
-        for job, port in (
-            ("otelcol", ports.collector_metrics),
-            ("prometheus", ports.prometheus),
-            ("alertmanager", ports.alertmanager),
-        )
+def check_ports(ports: Ports) -> None:
+    busy = [
+        f"port {getattr(ports, attr)} on 127.0.0.1 ({attr.replace('_', ' ')}) is busy: "
+        f"stop what uses it or pass {flag} PORT"
+        for attr, flag in PORT_FLAGS.items()
+        if not port_free(getattr(ports, attr))
     ]
-    (work / "prometheus.yml").write_text(yaml.safe_dump(prom_config, sort_keys=False))
-
-    return [
-        Server(
-            "alertmanager",
-            [
-                str(TOOLS_BIN / "alertmanager"),
-                f"--config.file={work / 'alertmanager.yml'}",
-                f"--storage.path={work / 'alertmanager-data'}",
-                f"--web.listen-address=127.0.0.1:{ports.alertmanager}",
-                "--cluster.listen-address=",  # a single instance: no gossip port
-            ],
-            f"http://127.0.0.1:{ports.alertmanager}/-/ready",
-            logs / "alertmanager.log",
-        ),
-        Server(
-            "prometheus",
-            [
-                str(TOOLS_BIN / "prometheus"),
-                f"--config.file={work / 'prometheus.yml'}",
-                f"--storage.tsdb.path={work / 'prometheus-data'}",
-                f"--web.listen-address=127.0.0.1:{ports.prometheus}",
-                "--web.enable-remote-write-receiver",
-                "--web.enable-lifecycle",
-            ],
-            f"http://127.0.0.1:{ports.prometheus}/-/ready",
-            logs / "prometheus.log",
-        ),
-        Server(
-            "otelcol",
-            [str(TOOLS_BIN / "otelcol"), f"--config={ROOT / 'otel-collector/config.yaml'}"],
-            f"http://127.0.0.1:{ports.collector_health}/",
-            logs / "otelcol.log",
-            env={
-                "BUDGETWATCH_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports.otlp_grpc}",
-                "BUDGETWATCH_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{ports.otlp_http}",
-                "BUDGETWATCH_REMOTE_WRITE_URL": f"http://127.0.0.1:{ports.prometheus}/api/v1/write",
-                "BUDGETWATCH_HEALTH_ENDPOINT": f"127.0.0.1:{ports.collector_health}",
-                "BUDGETWATCH_COLLECTOR_METRICS_HOST": "127.0.0.1",
-                "BUDGETWATCH_COLLECTOR_METRICS_PORT": str(ports.collector_metrics),
-            },
-        ),
-    ]
+    if busy:
+        raise DemoError("\n".join(busy))
 
 
 # --- reading back --------------------------------------------------------------------------
@@ -348,7 +159,8 @@ class Snapshot:
 
 class Reader:
     def __init__(self, prometheus: str, alertmanager: str, ns: str) -> None:
-        self.prometheus, self.alertmanager, self.ns = prometheus, alertmanager, ns
+        self.prometheus, self.alertmanager = prometheus, alertmanager
+        self.names, self.prefix = Names(ns), Alerts(ns).prefix
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         url = f"{self.prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
@@ -359,30 +171,36 @@ class Reader:
         return result
 
     def by_agent(self, series: str) -> dict[str, float]:
-        return {
-            r["metric"].get("gen_ai_agent_id", ""): float(r["value"][1])
-            for r in self.query(f"{self.ns}_{series}")
-        }
+        return {r["metric"].get(AGENT, ""): float(r["value"][1]) for r in self.query(series)}
 
     def one(self, series: str) -> float | None:
-        result = self.query(f"{self.ns}_{series}")
+        result = self.query(series)
         return float(result[0]["value"][1]) if result else None
 
-    def snapshot(self) -> Snapshot:
-        spend = self.by_agent("agent_cost_day_to_date")
-        daily = self.by_agent("agent_budget_used_percent")
-        period = self.by_agent("agent_budget_monthly_used_percent")
+    def _tasks(self) -> dict[str, dict[str, float]]:
         tasks: dict[str, dict[str, float]] = {}
-        for r in self.query(f"{self.ns}_agent_tasks_day_to_date > 0"):
-            agent = r["metric"].get("gen_ai_agent_id", "")
-            status = r["metric"].get(f"{self.ns}_task_status", "?")
+        for r in self.query(f"{self.names.agent_tasks_day_to_date} > 0"):
+            agent = r["metric"].get(AGENT, "")
+            status = r["metric"].get(self.names.task_status, "?")
             tasks.setdefault(agent, {})[status] = float(r["value"][1])
+        return tasks
+
+    def _alerts(self) -> dict[str, list[str]]:
         alerts: dict[str, list[str]] = {}
-        for r in self.query(f'ALERTS{{alertname=~"{self.ns.capitalize()}.*"}}'):
+        for r in self.query(f'ALERTS{{alertname=~"{self.prefix}.*"}}'):
             labels = r["metric"]
-            alerts.setdefault(labels.get("gen_ai_agent_id", ""), []).append(
-                f"{labels['alertname'].removeprefix(self.ns.capitalize())}({labels['alertstate']})"
+            alerts.setdefault(labels.get(AGENT, ""), []).append(
+                f"{labels['alertname'].removeprefix(self.prefix)}({labels['alertstate']})"
             )
+        return alerts
+
+    def snapshot(self) -> Snapshot:
+        n = self.names
+        spend = self.by_agent(n.agent_to_date(DAILY))
+        daily = self.by_agent(n.agent_percent(DAILY))
+        period = self.by_agent(n.agent_percent(MONTHLY))
+        tasks = self._tasks()
+        alerts = self._alerts()
         rows: dict[str, dict[str, Any]] = {}
         for agent in sorted(set(spend) | set(tasks)):
             rows[agent] = {
@@ -393,9 +211,9 @@ class Reader:
                 "alerts": sorted(alerts.get(agent, [])),
             }
         org = {
-            "spend": self.one("cost_day_to_date"),
-            "daily_pct": self.one("budget_daily_used_percent"),
-            "period_pct": self.one("budget_used_percent"),
+            "spend": self.one(n.org_to_date(DAILY)),
+            "daily_pct": self.one(n.org_percent(DAILY)),
+            "period_pct": self.one(n.org_percent(MONTHLY)),
         }
         return Snapshot(rows, org, alerts)
 
@@ -404,7 +222,7 @@ class Reader:
         if status != 200:
             return []
         return sorted(
-            f"{a['labels'].get('alertname')}{{{a['labels'].get('gen_ai_agent_id', '')}}}"
+            f"{a['labels'].get('alertname')}{{{a['labels'].get(AGENT, '')}}}"
             f"[{a['status']['state']}]"
             for a in json.loads(body)
         )
@@ -517,7 +335,23 @@ def main(argv: list[str]) -> int:
         return 2
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass
+class Run:
+    """What one demo run has seen so far."""
+
+    started: float = field(default_factory=time.monotonic)
+    fired: set[str] = field(default_factory=set)
+    last: Snapshot | None = None
+    failed: str = ""
+
+    def saw(self, snapshot: Snapshot) -> None:
+        self.last = snapshot
+        for agent, names in snapshot.alerts.items():
+            self.fired.update(f"{n}{{{agent}}}" for n in names)
+
+
+def prepare(args: argparse.Namespace) -> tuple[Ports, Any, list[Path]]:
+    """Check everything, then render the rules into a fresh work directory."""
     missing = [
         n for n in ("otelcol", "prometheus", "alertmanager") if not (TOOLS_BIN / n).is_file()
     ]
@@ -526,118 +360,122 @@ def run(args: argparse.Namespace) -> int:
     if not args.limits.is_file():
         raise DemoError(f"limits file {args.limits} not found")
     ports = Ports(
-        args.otlp_grpc_port,
-        args.otlp_http_port,
-        args.prometheus_port,
-        args.alertmanager_port,
-        args.collector_metrics_port,
-        args.collector_health_port,
+        otlp_grpc=args.otlp_grpc_port,
+        otlp_http=args.otlp_http_port,
+        prometheus=args.prometheus_port,
+        alertmanager=args.alertmanager_port,
+        collector_metrics=args.collector_metrics_port,
+        collector_health=args.collector_health_port,
     )
-    ports.check()
+    check_ports(ports)
 
     from budgetwatch.limits import LimitsError, load_limits
 
     try:
-        load_limits(args.limits)  # a bad file stops the demo before anything is touched
+        limits = load_limits(args.limits)  # a bad file stops the demo before anything is touched
     except LimitsError as err:
         raise DemoError(str(err)) from None
     work: Path = args.workdir
     shutil.rmtree(work, ignore_errors=True)  # each run starts from an empty day
     work.mkdir(parents=True)
-    limits, rule_files = render_rules(args.limits, work / "rules", args.interval)
+    return ports, limits, render_rules(args.limits, work / "rules", args.interval)
 
-    stop = Stop()
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
 
-    sink = NotificationSink()
-    servers = build_servers(work, ports, rule_files, sink.url, args.interval)
-    telemetry = None
-    started = time.monotonic()
-    fired: set[str] = set()
-    last: Snapshot | None = None
-    failed = ""
+def announce(args: argparse.Namespace, limits: Any, stack: Stack) -> None:
+    prometheus, alertmanager = stack.prometheus.url, stack.alertmanager.url
+    print(
+        f"\nbudgetwatch demo: {len(AGENTS)} agents, rules from {args.limits.name}, "
+        f"evaluated every {args.interval}\n"
+        f"  Prometheus    {prometheus}  (API; try {prometheus}/api/v1/query?query="
+        f"{Names(limits.namespace).agent_percent(DAILY)})\n"
+        f"  Alertmanager  {alertmanager}/#/alerts  (API: {alertmanager}/api/v2/alerts)\n"
+        f"  OTLP          {stack.collector.otlp_http} (HTTP), "
+        f"127.0.0.1:{stack.collector.grpc_port} (gRPC)\n"
+        f"  logs          {stack.workdir}/*/*.log\n"
+        "  Ctrl-C stops everything.\n",
+        flush=True,
+    )
+    if os.environ.get("GRAFANA_URL") and os.environ.get("GRAFANA_TOKEN"):
+        for line in import_into_grafana(limits, args.limits.name, prometheus):
+            print(f"  grafana: {line}", flush=True)
+    else:
+        print("  (set GRAFANA_URL and GRAFANA_TOKEN to import the dashboards into Grafana)\n")
+
+
+def simulate(args: argparse.Namespace, limits: Any, stack: Stack, stop: Stop, run: Run) -> None:
+    """The organization at work, and the table, until stopped or a server dies."""
+    from budgetwatch import BudgetTelemetry
+
+    telemetry = BudgetTelemetry(
+        "synthorg-demo",
+        namespace=limits.namespace,
+        currency=limits.currency,
+        endpoint=stack.collector.otlp_http,
+        protocol="http/protobuf",
+        export_interval_s=2.0,
+    )
     try:
-        for server in servers:
-            print(f"starting {server.name} ...", flush=True)
-            server.start()
-        prometheus = f"http://127.0.0.1:{ports.prometheus}"
-        alertmanager = f"http://127.0.0.1:{ports.alertmanager}"
-        print(
-            f"\nbudgetwatch demo: {len(AGENTS)} agents, rules from {args.limits.name}, "
-            f"evaluated every {args.interval}\n"
-            f"  Prometheus    {prometheus}  (API; try {prometheus}/api/v1/query?query="
-            f"{limits.namespace}_agent_budget_used_percent)\n"
-            f"  Alertmanager  {alertmanager}/#/alerts  (API: {alertmanager}/api/v2/alerts)\n"
-            f"  OTLP          http://127.0.0.1:{ports.otlp_http} (HTTP), "
-            f"127.0.0.1:{ports.otlp_grpc} (gRPC)\n"
-            f"  logs          {work / 'logs'}\n"
-            "  Ctrl-C stops everything.\n",
-            flush=True,
-        )
-        if os.environ.get("GRAFANA_URL") and os.environ.get("GRAFANA_TOKEN"):
-            for line in import_into_grafana(limits, args.limits.name, prometheus):
-                print(f"  grafana: {line}", flush=True)
-        else:
-            print("  (set GRAFANA_URL and GRAFANA_TOKEN to import the dashboards into Grafana)\n")
-
-        from budgetwatch import BudgetTelemetry
-
-        telemetry = BudgetTelemetry(
-            "synthorg-demo",
-            namespace=limits.namespace,
-            currency=limits.currency,
-            endpoint=f"http://127.0.0.1:{ports.otlp_http}",
-            protocol="http/protobuf",
-            export_interval_s=2.0,
-        )
         org = Organization(random.Random(args.seed))
-        reader = Reader(prometheus, alertmanager, limits.namespace)
+        reader = Reader(stack.prometheus.url, stack.alertmanager.url, limits.namespace)
         interactive = sys.stdout.isatty()
         next_table = 0.0
         tick = 0.5
         while not stop.event.wait(tick):
             org.tick(telemetry, tick)
-            elapsed = time.monotonic() - started
-            dead = [s.name for s in servers if not s.alive()]
+            elapsed = time.monotonic() - run.started
+            dead = [s.name for s in stack.servers if not s.alive()]
             if dead:
-                failed = f"{', '.join(dead)} stopped unexpectedly"
-                break
+                run.failed = f"{', '.join(dead)} stopped unexpectedly"
+                print(stack.logs(20), file=sys.stderr)
+                return
             if elapsed >= next_table:
                 # Non-interactive output (CI, a pipe) gets a table every 5 refreshes.
                 next_table = elapsed + (args.refresh if interactive else args.refresh * 5)
-                last = reader.snapshot()
-                for agent, names in last.alerts.items():
-                    fired.update(f"{n}{{{agent}}}" for n in names)
+                run.saw(reader.snapshot())
+                assert run.last is not None
+                notified = len(stack.sink.snapshot())
                 table = render_table(
-                    last, reader.alertmanager_active(), limits.currency, len(sink.received)
+                    run.last, reader.alertmanager_active(), limits.currency, notified
                 )
                 prefix = "\x1b[H\x1b[2J" if interactive else ""
                 print(f"{prefix}[{elapsed:5.0f}s] budgetwatch demo\n{table}\n", flush=True)
             if args.seconds and elapsed >= args.seconds:
                 stop.reason = f"--seconds {args.seconds:g}"
                 break
-        if last is not None and not failed:  # the state at the end, for the summary
-            last = reader.snapshot()
-            for agent, names in last.alerts.items():
-                fired.update(f"{n}{{{agent}}}" for n in names)
+        if run.last is not None:  # the state at the end, for the summary
+            run.saw(reader.snapshot())
     finally:
-        if telemetry is not None:
-            telemetry.shutdown()
-        for server in reversed(servers):
-            server.stop()
-        sink.server.shutdown()
+        telemetry.shutdown()
 
-    if failed:
-        for server in servers:
-            print(f"--- {server.name} log ---\n{server.tail()}", file=sys.stderr)
-        raise DemoError(failed)
+
+def run(args: argparse.Namespace) -> int:
+    ports, limits, rule_files = prepare(args)
+    stop = Stop()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    state = Run()
+    try:
+        with running_stack(
+            args.workdir,
+            rule_files,
+            interval=args.interval,
+            ports=ports,
+            scrape_own_metrics=True,
+            announce=lambda name: print(f"starting {name} ...", flush=True),
+        ) as stack:
+            announce(args, limits, stack)
+            simulate(args, limits, stack, stop, state)
+            notifications = stack.sink.firing_names()
+    except TimeoutError as err:  # a server did not start: its log is in the message
+        raise DemoError(str(err)) from None
+    if state.failed:
+        raise DemoError(state.failed)
     summary = {
         "stopped_by": stop.reason,
-        "seconds": round(time.monotonic() - started, 1),
-        "agents": {a: r["spend"] for a, r in (last.rows.items() if last else [])},
-        "alerts_seen": sorted(fired),
-        "notifications": sink.firing(),
+        "seconds": round(time.monotonic() - state.started, 1),
+        "agents": {a: r["spend"] for a, r in (state.last.rows.items() if state.last else [])},
+        "alerts_seen": sorted(state.fired),
+        "notifications": notifications,
     }
     print(f"demo stopped ({stop.reason}); everything shut down.")
     print("SUMMARY " + json.dumps(summary, sort_keys=True), flush=True)

@@ -37,7 +37,8 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.patches import Wedge
 
-from budgetwatch.dashboards import expand_variables, render_dashboards
+from budgetwatch.dashboards import render_dashboards
+from budgetwatch.dev.panel_queries import expand_variables
 from budgetwatch.limits import load_limits
 
 BACKGROUND = "#111217"

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.support.tools import ROOT
 
+from budgetwatch.dev.stack import ROOT
 from budgetwatch.limits import load_limits
 from budgetwatch.rules import render_rule_files
 

@@ -23,10 +23,18 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.support.pipeline import start_app, start_collector_fixed
-from tests.support.procs import Prometheus, prometheus_config, start_prometheus, wait_until
+from tests.support.pipeline import start_app
 from tests.support.rawotlp import cost_request
-from tests.support.tools import ROOT, tool
+
+from budgetwatch.dev.stack import (
+    ROOT,
+    Prometheus,
+    prometheus_config,
+    start_collector,
+    start_prometheus,
+    tool,
+    wait_until,
+)
 
 CONFIGS = ROOT / "otel-collector"
 TOKEN = "e2e-secret-token"
@@ -116,7 +124,7 @@ def test_with_auth_only_the_app_holding_the_token_gets_through(
 ) -> None:
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    collector = start_collector_fixed(
+    collector = start_collector(
         tmp_path / "otelcol",
         f"{prometheus.url}/api/v1/write",
         config=CONFIGS / "config.auth.yaml",
@@ -181,7 +189,7 @@ def test_auth_with_tls_refuses_plain_http_and_accepts_the_token_over_tls(
         capture_output=True,
         timeout=60,
     )
-    collector = start_collector_fixed(
+    collector = start_collector(
         tmp_path / "otelcol",
         f"{prometheus.url}/api/v1/write",
         config=CONFIGS / "config.auth.yaml",
@@ -253,7 +261,7 @@ class _TenantProxy:
 @pytest.mark.e2e
 def test_mimir_variant_sends_the_tenant_header(prometheus: Prometheus, tmp_path: Path) -> None:
     proxy = _TenantProxy(f"{prometheus.url}/api/v1/write")
-    collector = start_collector_fixed(
+    collector = start_collector(
         tmp_path / "otelcol",
         proxy.url,
         config=CONFIGS / "config.mimir.yaml",

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.procs import free_port
-from tests.support.tools import ROOT
+
+from budgetwatch.dev.stack import ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 from tests.support.pipeline import Pipeline
-from tests.support.procs import http_get
 from tests.support.rawotlp import cost_request
+
+from budgetwatch.dev.stack import http_get
 
 pytestmark = pytest.mark.e2e
 

@@ -21,9 +21,17 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.support.procs import Alertmanager, http_get, start_alertmanager, wait_until
-from tests.support.tools import ROOT, TOOLS_BIN, run_tool
-from tests.support.webhook import WebhookReceiver
+
+from budgetwatch.dev.stack import (
+    ROOT,
+    TOOLS_BIN,
+    Alertmanager,
+    NotificationSink,
+    http_get,
+    run_tool,
+    start_alertmanager,
+    wait_until,
+)
 
 CONFIG = ROOT / "alerts" / "alertmanager.yml"
 NS = "Synthorg"
@@ -160,8 +168,8 @@ def test_routes(labels: dict[str, str], receiver: str) -> None:
 
 
 @pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as r:
+def receiver() -> Iterator[NotificationSink]:
+    with NotificationSink() as r:
         yield r
 
 
@@ -181,7 +189,7 @@ def start_test_alertmanager(
 
 
 @pytest.fixture
-def alertmanager(tmp_path: Path, receiver: WebhookReceiver) -> Iterator[Alertmanager]:
+def alertmanager(tmp_path: Path, receiver: NotificationSink) -> Iterator[Alertmanager]:
     """The shipped config with shorter waits; routing, inhibition and receivers unchanged."""
     shipped = yaml.safe_load(CONFIG.read_text())
     config = yaml.safe_load(CONFIG.read_text())
@@ -238,7 +246,7 @@ def _state(am: Alertmanager, **params: str) -> set[tuple[str, str, str]]:
 
 
 def test_inhibition_and_notifications(
-    alertmanager: Alertmanager, receiver: WebhookReceiver
+    alertmanager: Alertmanager, receiver: NotificationSink
 ) -> None:
     am = alertmanager
 
@@ -317,7 +325,7 @@ def test_inhibition_and_notifications(
 
 
 def test_lower_level_notifies_when_the_higher_one_resolves(
-    alertmanager: Alertmanager, receiver: WebhookReceiver
+    alertmanager: Alertmanager, receiver: NotificationSink
 ) -> None:
     """Inhibition is not silencing: once Exhausted resolves, the Critical alert comes through."""
     am = alertmanager
@@ -349,7 +357,7 @@ def test_lower_level_notifies_when_the_higher_one_resolves(
     )
 
 
-def test_slack_example_renders_the_templates(tmp_path: Path, receiver: WebhookReceiver) -> None:
+def test_slack_example_renders_the_templates(tmp_path: Path, receiver: NotificationSink) -> None:
     """The Slack example, pointed at a local endpoint, sends the templated title and text."""
     config = yaml.safe_load(with_examples())
     for r in config["receivers"]:

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.support.tools import ROOT
+
+from budgetwatch.dev.stack import ROOT
 
 
 def _docker_compose() -> str:

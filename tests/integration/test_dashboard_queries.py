@@ -22,18 +22,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.pipeline import App, render_rules, start_app
-from tests.support.procs import (
+from tests.support.pipeline import App, start_app
+from tests.support.promql_scan import series_used
+
+from budgetwatch.dashboards import known_series, render_dashboards
+from budgetwatch.dev.panel_queries import expand_variables
+from budgetwatch.dev.stack import (
     Collector,
     Prometheus,
     free_port,
     http_get,
     prometheus_config,
+    render_rules,
     start_collector,
     start_prometheus,
 )
-
-from budgetwatch.dashboards import expand_variables, known_series, render_dashboards, series_used
 from budgetwatch.limits import load_limits
 
 LIMITS = """\
@@ -289,7 +292,7 @@ def test_every_variable_query_lists_the_ledger(stack: Stack) -> None:
 
 
 def test_every_series_a_panel_uses_exists(stack: Stack) -> None:
-    """The series list in dashboards.py against what the pipeline really produced."""
+    """The series list of the bundle spec against what the pipeline really produced."""
     known = known_series(stack.namespace)
     used: set[str] = set()
     for dashboard in stack.dashboards.values():
@@ -322,7 +325,7 @@ def _selector_names(node: Any) -> set[str]:
 
 
 def test_series_list_agrees_with_prometheus_parser(stack: Stack) -> None:
-    """dashboards.series_used (which render relies on) finds what PromQL's own parser finds."""
+    """The tests' series scanner finds what PromQL's own parser finds."""
     checked = 0
     for dashboard in stack.dashboards.values():
         for panel in _panels(dashboard):

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.support.tools import ROOT, run_tool
 
 from budgetwatch.dashboards import render_dashboards
+from budgetwatch.dev.stack import ROOT, run_tool
 from budgetwatch.limits import load_limits, parse_limits
 
 

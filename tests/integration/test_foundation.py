@@ -13,15 +13,19 @@ import urllib.request
 from pathlib import Path
 
 import yaml
-from tests.support.procs import (
+from tests.support.rawotlp import cost_request
+
+from budgetwatch.dev.stack import (
+    ROOT,
+    TOOL_NAMES,
+    TOOLS_BIN,
     prometheus_config,
+    run_tool,
     running,
     start_collector,
     start_prometheus,
     wait_until,
 )
-from tests.support.rawotlp import cost_request
-from tests.support.tools import ROOT, TOOL_NAMES, TOOLS_BIN, run_tool
 
 
 def test_every_tool_was_built() -> None:

@@ -27,9 +27,9 @@ os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 import litellm
 from tests.support.otlp_receiver import OtlpReceiver
-from tests.support.tools import ROOT
 
 from budgetwatch.context import agent
+from budgetwatch.dev.stack import ROOT
 from budgetwatch.integrations.litellm import BudgetwatchLogger, read_call
 
 # LiteLLM's own types make pydantic warn when it builds their schemas: not ours to fix.

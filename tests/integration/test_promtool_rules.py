@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.support.tools import ROOT, run_tool
 
+from budgetwatch.dev.stack import ROOT, run_tool
 from budgetwatch.limits import load_limits
 from budgetwatch.rules import alert_names, render_rule_files
 

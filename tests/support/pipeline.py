@@ -22,104 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from budgetwatch.rules import Timing
-
-from .procs import (
+from budgetwatch.dev.stack import (
+    ROOT,
     Alertmanager,
     Collector,
-    Managed,
+    NotificationSink,
     Prometheus,
-    free_port,
-    prometheus_config,
-    start_alertmanager,
-    start_prometheus,
+    render_rules,
+    running_stack,
 )
-from .tools import ROOT, tool
-from .webhook import WebhookReceiver
+from budgetwatch.rules import Timing
 
 APP_DRIVER = ROOT / "tests" / "e2e" / "app_driver.py"
-
-
-def render_rules(
-    limits_path: Path,
-    out_dir: Path,
-    rule_interval: str,
-    alert_for: str | None = None,
-    timing: Timing | None = None,
-) -> list[Path]:
-    """Rules rendered by budgetwatch from `limits_path` into `out_dir`, as `budgetwatch render`
-    would, but evaluated every `rule_interval` so tests do not wait on production intervals.
-
-    `alert_for` replaces the alerts' `for:` (None keeps the generated one): the levels are
-    what the tests check, not the production wait. `timing` gives a short test calendar.
-    """
-    from budgetwatch.limits import load_limits
-    from budgetwatch.rules import render_rule_files
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rendered = render_rule_files(
-        load_limits(limits_path),
-        limits_path.name,
-        evaluation_interval=rule_interval,
-        for_duration=alert_for,
-        timing=timing,
-    )
-    paths = []
-    for name, text in rendered.items():
-        path = out_dir / name
-        path.write_text(text)
-        paths.append(path)
-    return paths
-
-
-def alertmanager_config_for(receiver_url: str) -> dict[str, Any]:
-    """The shipped alerts/alertmanager.yml with every webhook sent to `receiver_url`."""
-    config: dict[str, Any] = yaml.safe_load((ROOT / "alerts" / "alertmanager.yml").read_text())
-    # Template globs are relative to the config file, which now lives elsewhere.
-    config["templates"] = [str(ROOT / "alerts" / t) for t in config.get("templates", [])]
-    for receiver in config.get("receivers", []):
-        for hook in receiver.get("webhook_configs", []):
-            hook.pop("url_file", None)
-            hook["url"] = receiver_url
-    return config
-
-
-def collector_env(ports: Mapping[str, int], remote_write_url: str) -> dict[str, str]:
-    """The env var names documented in otel-collector/config.yaml's header."""
-    return {
-        "BUDGETWATCH_OTLP_GRPC_ENDPOINT": f"127.0.0.1:{ports['grpc']}",
-        "BUDGETWATCH_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{ports['http']}",
-        "BUDGETWATCH_COLLECTOR_METRICS_HOST": "127.0.0.1",
-        "BUDGETWATCH_COLLECTOR_METRICS_PORT": str(ports["metrics"]),
-        "BUDGETWATCH_HEALTH_ENDPOINT": f"127.0.0.1:{ports['health']}",
-        "BUDGETWATCH_REMOTE_WRITE_URL": remote_write_url,
-    }
-
-
-def start_collector_fixed(
-    workdir: Path,
-    remote_write_url: str,
-    *,
-    config: Path | None = None,
-    env: Mapping[str, str] = {},
-    name: str = "otelcol",
-) -> Collector:
-    """Like procs.start_collector, but the ports stay the same across restarts of `.server`."""
-    ports = {k: free_port() for k in ("grpc", "http", "metrics", "health")}
-    server = Managed(
-        name=name,
-        argv=[
-            str(tool("otelcol")),
-            f"--config={config or ROOT / 'otel-collector' / 'config.yaml'}",
-        ],
-        workdir=workdir,
-        ready_url=f"http://127.0.0.1:{ports['health']}/",
-        env={**collector_env(ports, remote_write_url), **env},
-    )
-    server.start()
-    return Collector(server, ports["grpc"], ports["http"], ports["metrics"])
 
 
 @dataclass
@@ -220,7 +134,7 @@ class Pipeline:
     prometheus: Prometheus
     collector: Collector
     alertmanager: Alertmanager
-    webhook: WebhookReceiver
+    webhook: NotificationSink
     rule_files: list[Path]
     apps: list[App] = field(default_factory=list)
 
@@ -302,62 +216,40 @@ def pipeline(
     timing: Timing | None = None,
     prometheus_args: Sequence[str] = (),
 ) -> Iterator[Pipeline]:
-    """Start webhook receiver, Alertmanager, Prometheus and otelcol; stop them all at the end."""
+    """The dev stack (budgetwatch.dev.stack) with rules rendered from `limits_path`, and the
+    apps a test starts; everything stopped at the end, the logs printed on a failure."""
     started = time.monotonic()
-    webhook = WebhookReceiver().start()
-    servers: list[Managed] = []
     apps: list[App] = []
     pipe: Pipeline | None = None
+    rule_files = render_rules(
+        limits_path, workdir / "prometheus" / "rules", rule_interval, alert_for, timing
+    )
     try:
-        am_dir = workdir / "alertmanager"
-        am_dir.mkdir(parents=True, exist_ok=True)
-        am_config = am_dir / "alertmanager.yml"
-        am_config.write_text(yaml.safe_dump(alertmanager_config_for(webhook.url), sort_keys=False))
-        alertmanager = start_alertmanager(am_dir, config=am_config)
-        servers.append(alertmanager.server)
-
-        rule_files = render_rules(
-            limits_path, workdir / "prometheus" / "rules", rule_interval, alert_for, timing
-        )
-        prometheus = start_prometheus(
-            workdir / "prometheus",
-            prometheus_config(
+        with running_stack(
+            workdir,
+            rule_files,
+            interval=rule_interval,
+            scrape_interval=scrape_interval,
+            prometheus_args=prometheus_args,
+        ) as stack:
+            pipe = Pipeline(
+                workdir=workdir,
+                limits_path=limits_path,
+                namespace=namespace,
+                prometheus=stack.prometheus,
+                collector=stack.collector,
+                alertmanager=stack.alertmanager,
+                webhook=stack.sink,
                 rule_files=rule_files,
-                alertmanager_port=alertmanager.port,
-                evaluation_interval=rule_interval,
-                scrape_interval=scrape_interval,
-            ),
-            extra_args=prometheus_args,
-        )
-        servers.append(prometheus.server)
-
-        collector = start_collector_fixed(
-            workdir / "otelcol", remote_write_url=f"{prometheus.url}/api/v1/write"
-        )
-        servers.append(collector.server)
-        pipe = Pipeline(
-            workdir=workdir,
-            limits_path=limits_path,
-            namespace=namespace,
-            prometheus=prometheus,
-            collector=collector,
-            alertmanager=alertmanager,
-            webhook=webhook,
-            rule_files=rule_files,
-            apps=apps,
-        )
-        print(f"pipeline up in {time.monotonic() - started:.1f}s under {workdir}")
-        yield pipe
+                apps=apps,
+            )
+            print(f"pipeline up in {time.monotonic() - started:.1f}s under {workdir}")
+            try:
+                yield pipe
+            finally:
+                for app in apps:
+                    app.kill()
     except BaseException:
         if pipe is not None:
             print(pipe.logs(), file=sys.stderr)
-        else:
-            for server in servers:
-                print(f"--- {server.name} ---\n{server.tail()}", file=sys.stderr)
         raise
-    finally:
-        for app in apps:
-            app.kill()
-        for server in reversed(servers):
-            server.stop()
-        webhook.stop()

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support.tools import ROOT
 
 from budgetwatch import cli
+from budgetwatch.dev.stack import ROOT
 from budgetwatch.limits import Limits
 
 LIMITS = ROOT / "limits.yaml"
@@ -345,7 +345,8 @@ def test_render_without_the_grafana_sdk_says_which_extra_to_install(
     sdk = [m for m in sys.modules if m.split(".")[0] == "grafana_foundation_sdk"]
     for name in {"grafana_foundation_sdk", *sdk}:
         monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.delitem(sys.modules, "budgetwatch.dashboards", raising=False)
+    for name in [m for m in sys.modules if m.startswith("budgetwatch.dashboards")]:
+        monkeypatch.delitem(sys.modules, name)
     assert cli.main(["render", str(LIMITS), "-o", str(tmp_path / "out")]) == 1
     assert "pip install 'budgetwatch[dashboards]'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

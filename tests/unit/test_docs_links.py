@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.support.tools import ROOT
+from budgetwatch.dev.stack import ROOT
 
 DOCS = [ROOT / "README.md", ROOT / "alerts" / "runbooks.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")

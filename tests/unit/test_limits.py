@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from tests.support.tools import ROOT
 
+from budgetwatch.dev.stack import ROOT
 from budgetwatch.limits import (
     MAX_FILE_BYTES,
     AgentLimits,

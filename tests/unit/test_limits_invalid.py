@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.support.tools import ROOT
 
+from budgetwatch.dev.stack import ROOT
 from budgetwatch.limits import LimitsError, load_limits
 
 INVALID = ROOT / "tests" / "testdata" / "invalid"

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import yaml
 from tests.support.contract import RAW_SERIES, RECORDED_SERIES
-from tests.support.tools import ROOT
+
+from budgetwatch.dev.stack import ROOT
 
 RUNBOOKS = ROOT / "alerts" / "runbooks.md"
 DEFAULT_BASE = "alerts/runbooks.md"
