@@ -35,3 +35,30 @@ RECORDED_SERIES = frozenset(
         "synthorg_agent_cost_partial",
     }
 )
+
+# Section 6: the alert names without the `<Ns>` prefix (plus the two alerts of the rules'
+# own design: the daily exhaustion forecast and absent telemetry).
+ALERT_SUFFIXES = frozenset(
+    {
+        "AgentBudgetWarning",
+        "AgentBudgetCritical",
+        "AgentBudgetExhausted",
+        "BudgetWarning",
+        "BudgetCritical",
+        "BudgetExhausted",
+        "AgentBudgetExhaustionForecast",
+        "BudgetTelemetryAbsent",
+    }
+)
+
+# Section 2: the OTLP instruments for namespace `synthorg`, with their attributes.
+OTLP_INSTRUMENTS = {
+    "synthorg.cost": {"gen_ai.agent.id", "gen_ai.provider.name", "gen_ai.request.model"},
+    "synthorg.tokens": {
+        "gen_ai.agent.id",
+        "gen_ai.provider.name",
+        "gen_ai.request.model",
+        "gen_ai.token.type",
+    },
+    "synthorg.tasks": {"gen_ai.agent.id", "synthorg.task.status"},
+}

@@ -16,21 +16,17 @@ import pytest
 import yaml
 from tests.support.contract import RAW_SERIES, RECORDED_SERIES
 
+from budgetwatch import spec
 from budgetwatch.dev.stack import ROOT
 
 RUNBOOKS = ROOT / "alerts" / "runbooks.md"
 DEFAULT_BASE = "alerts/runbooks.md"
 
-# alertname without the namespace prefix -> the anchor id of its section.
+# alertname without the namespace prefix -> the anchor id of its section (the spec's names,
+# which tests/unit/test_spec.py checks against the contract).
 ALERTS = {
-    "AgentBudgetWarning": "agent-budget-warning",
-    "AgentBudgetCritical": "agent-budget-critical",
-    "AgentBudgetExhausted": "agent-budget-exhausted",
-    "BudgetWarning": "budget-warning",
-    "BudgetCritical": "budget-critical",
-    "BudgetExhausted": "budget-exhausted",
-    "AgentBudgetExhaustionForecast": "agent-budget-exhaustion-forecast",
-    "BudgetTelemetryAbsent": "budget-telemetry-absent",
+    name.removeprefix("Synthorg"): anchor
+    for name, anchor in spec.Alerts("synthorg").anchors().items()
 }
 PARTS = (
     "**What it means.**",

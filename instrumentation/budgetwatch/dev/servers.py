@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -365,3 +365,13 @@ def start_alertmanager(
     )
     server.start()
     return Alertmanager(server, port)
+
+
+@contextlib.contextmanager
+def running(*servers: Managed) -> Iterator[None]:
+    """Stop every server when the block ends, whatever happened."""
+    try:
+        yield
+    finally:
+        for server in reversed(servers):
+            server.stop()
