@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from .spec import WindowName
+
 API_VERSION = "budgetwatch/v1"
 SUPPORTED_API_VERSIONS = (API_VERSION,)
 KIND = "BudgetLimits"
@@ -34,7 +36,7 @@ KIND = "BudgetLimits"
 MAX_FILE_BYTES = 1024 * 1024
 MAX_AGENT_ID_LENGTH = 256
 
-Window = Literal["daily", "monthly"]
+Window = WindowName  # a limits field per window of the bundle spec
 PathPart = str | int
 
 _NAMESPACE_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -117,7 +119,8 @@ class AgentLimits(_Model):
         return _check_limit_value(value)
 
     def limit(self, window: Window) -> float | None:
-        return self.daily if window == "daily" else self.monthly
+        value: float | None = getattr(self, window)
+        return value
 
     def sets(self, window: Window) -> bool:
         """Whether the file gave this window explicitly (a number or null)."""
@@ -134,6 +137,10 @@ class OrgLimits(_Model):
     @classmethod
     def _check(cls, value: Any) -> Any:
         return _check_limit_value(value)
+
+    def limit(self, window: Window) -> float | None:
+        value: float | None = getattr(self, window)
+        return value
 
 
 def check_agent_id(agent_id: object) -> str | None:

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from budgetwatch.limits import Limits, Revision, Window
+from budgetwatch.spec import WINDOW_NAMES
+from budgetwatch.spec import window as spec_window
 
 _PLAIN_ID = re.compile(r"\w[\w.:/@-]*")
-_WINDOWS: tuple[Window, ...] = ("daily", "monthly")
+_WINDOWS: tuple[Window, ...] = WINDOW_NAMES
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,12 @@ class Change:
 def _org_limit(revision: Revision | None, window: Window) -> Limit:
     if revision is None:
         return Limit(None, "no revision")
-    if window == "monthly":
-        value = revision.org.monthly
-        return Limit(value, "set" if value is not None else "none")
-    if revision.org.daily is not None:
-        return Limit(revision.org.daily, "set")
-    return Limit(None, "prorated" if revision.org.monthly is not None else "none")
+    own = revision.org.limit(window)
+    if own is not None:
+        return Limit(own, "set")
+    whole = spec_window(window).prorated_from
+    prorated = whole is not None and revision.org.limit(whole) is not None
+    return Limit(None, "prorated" if prorated else "none")
 
 
 def _default_limit(revision: Revision | None, window: Window) -> Limit:

@@ -9,9 +9,10 @@ from budgetwatch.dev.stack import ROOT
 
 DOCS = [ROOT / "README.md", ROOT / "alerts" / "runbooks.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
-# Plain mentions like `docs/rules.md` count too: a reader follows them the same way.
+# Plain mentions like `docs/rules.md` count too: a reader follows them the same way (not
+# the tail of a longer path, such as instrumentation/budgetwatch/dashboards/panels.py).
 MENTION = re.compile(
-    r"\b((?:docs|alerts|dashboards|otel-collector|scripts|examples)/[\w./-]+\.\w+)"
+    r"(?<![\w/])((?:docs|alerts|dashboards|otel-collector|scripts|examples|instrumentation)/[\w./-]+\.\w+)"
 )
 
 
