@@ -1,4 +1,5 @@
-"""The versioned limits file (`limits.yaml`): its schema, and loading it with clear errors.
+"""The versioned limits file (`limits.yaml`): its schema, and loading it with clear errors
+(strict YAML reading in limits_yaml.py, single-value checks in limits_values.py).
 
 Every error is a `LimitsError` whose text names the file, the line and column when known, the
 field path (`revisions[1].agents.cto.daily`) and what is wrong. Nothing here imports the
@@ -8,16 +9,12 @@ runtime telemetry code: the generators and the CLI use this module, applications
 from __future__ import annotations
 
 import difflib
-import json
-import math
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,80 +24,35 @@ from pydantic import (
     model_validator,
 )
 
+from .limits_values import (
+    MAX_AGENT_ID_LENGTH,
+    PathPart,
+    _check_limit_value,
+    _describe,
+    _FieldProblem,
+    _finite_number,
+    _parse_effective_from,
+    check_agent_id,
+    check_currency,
+    parse_effective_from,
+)
+from .limits_yaml import (
+    MAX_FILE_BYTES,
+    LimitsError,
+    _compose,
+    _positions,
+    format_path,
+    load_yaml_document,
+)
 from .spec import WindowName
 
 API_VERSION = "budgetwatch/v1"
 SUPPORTED_API_VERSIONS = (API_VERSION,)
 KIND = "BudgetLimits"
-# Far above any real organisation's limits file; stops a wrong path (a log, a dump) early.
-MAX_FILE_BYTES = 1024 * 1024
-MAX_AGENT_ID_LENGTH = 256
 
 Window = WindowName  # a limits field per window of the bundle spec
-PathPart = str | int
 
 _NAMESPACE_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-# A currency is a display label and the OTLP unit `{USD}`: no braces, quotes or spaces.
-_CURRENCY_RE = re.compile(r"[^\s{}\"'`\\]{1,16}")
-_RFC3339_RE = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})?"
-)
-_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-
-
-class LimitsError(Exception):
-    """A limits file that cannot be used; str() names the file, the field path and the problem."""
-
-    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.problems: list[str] = list(problems) or [message]
-
-
-class _FieldProblem(ValueError):
-    """A validator's complaint about a field below the one being validated."""
-
-    def __init__(self, rel_path: tuple[PathPart, ...], message: str) -> None:
-        super().__init__(message)
-        self.rel_path = rel_path
-        self.message = message
-
-
-def _check_limit_value(value: Any) -> Any:
-    """Numbers only: YAML booleans and quoted numbers are mistakes, not limits."""
-    if value is None:
-        return None
-    number = _finite_number(value, "must be a number or null")
-    if number <= 0:
-        # A zero limit makes every percent infinite or undefined; null says "no limit".
-        raise ValueError(f"must be greater than 0 (use null for no limit), got {value}")
-    return number
-
-
-def _finite_number(value: Any, wanted: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{wanted}, got {_describe(value)}")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise ValueError("must be a finite number, got a number too large") from None
-    if not math.isfinite(number):
-        raise ValueError(f"must be a finite number, got {value}")
-    return number
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, str):
-        # A pasted blob must not flood the terminal.
-        return f"string {value[:40]!r}" + ("..." if len(value) > 40 else "")
-    if value is None:
-        return "null"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"
 
 
 class _Model(BaseModel):
@@ -141,79 +93,6 @@ class OrgLimits(_Model):
     def limit(self, window: Window) -> float | None:
         value: float | None = getattr(self, window)
         return value
-
-
-def check_agent_id(agent_id: object) -> str | None:
-    """The problem with an agent id as a limits key, or None when it is fine.
-
-    Quotes, backslashes and non-ASCII letters are fine (the rules escape them). Control
-    characters and surrounding blanks are refused: they are invisible in a review and in
-    Grafana, and never what someone meant.
-    """
-    if not isinstance(agent_id, str):
-        return f"agent id must be a string, got {_describe(agent_id)} (quote it in YAML)"
-    if agent_id == "":
-        return "agent id must not be empty"
-    if agent_id.startswith("_"):
-        return (
-            f"agent id {agent_id!r} must not start with '_' "
-            "(reserved for _unassigned and _overflow)"
-        )
-    if agent_id != agent_id.strip():
-        return f"agent id {agent_id!r} must not start or end with whitespace"
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in agent_id):
-        return f"agent id {agent_id!r} must not contain control or format characters"
-    if len(agent_id) > MAX_AGENT_ID_LENGTH:
-        return f"agent id is longer than {MAX_AGENT_ID_LENGTH} characters"
-    return None
-
-
-def check_currency(value: str) -> str | None:
-    """The problem with a currency label, or None. It becomes the OTLP unit `{USD}`."""
-    if not _CURRENCY_RE.fullmatch(value) or any(
-        unicodedata.category(ch).startswith("C") for ch in value
-    ):
-        return (
-            "must be a currency code like USD or a short label (at most 16 characters, "
-            f"no spaces, braces, quotes or backslashes), got {value!r}"
-        )
-    return None
-
-
-def parse_effective_from(value: Any) -> datetime:
-    """An RFC 3339 instant in UTC (`2026-11-01T00:00:00Z`), to the second; ValueError if not."""
-    return _parse_effective_from(value)
-
-
-def _parse_effective_from(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        text = value.strip()
-        if not _RFC3339_RE.fullmatch(text):
-            raise ValueError(
-                f"must be an RFC 3339 date and time in UTC like 2026-11-01T00:00:00Z, got {text!r}"
-            )
-        try:
-            parsed = datetime.fromisoformat(text.upper().replace(" ", "T"))
-        except ValueError as err:
-            raise ValueError(f"is not a valid date and time: {err}") from None
-    else:
-        raise ValueError(
-            "must be an RFC 3339 date and time in UTC like 2026-11-01T00:00:00Z, "
-            f"got {_describe(value)}"
-        )
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(
-            f"must say its timezone, in UTC: write {parsed.strftime('%Y-%m-%dT%H:%M:%S')}Z"
-        )
-    if parsed.utcoffset() != UTC.utcoffset(None):
-        # Budget windows are UTC: the file says the instant the way Prometheus will use it.
-        utc = parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        raise ValueError(f"must be in UTC (Z): this instant is {utc}")
-    if parsed.microsecond:
-        raise ValueError("must be a whole second (the rules switch revisions to the second)")
-    return parsed.astimezone(UTC)
 
 
 class Revision(_Model):
@@ -379,107 +258,6 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-# --------------------------------------------------------------------------- YAML loading
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys and keeps timestamps as text.
-
-    Timestamps stay strings so that a bad date is reported against its field, not as a crash
-    inside the YAML parser, and so that a date without a timezone is caught. The pure-Python
-    parser (not libyaml's CSafeLoader, ~6x faster) so that syntax errors read the same on
-    every platform; a 2,000-agent, 3-revision file still validates in about 2 s.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, _value in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                first = seen.get(key)
-            except TypeError:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    "found an unhashable key",
-                    key_node.start_mark,
-                ) from None
-            if first is not None:
-                raise yaml.constructor.ConstructorError(
-                    None,
-                    None,
-                    f"duplicate key {key!r} (first defined at line {first.start_mark.line + 1})",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)
-
-
-def _timestamp_as_text(loader: _StrictLoader, node: yaml.Node) -> str:
-    assert isinstance(node, yaml.ScalarNode)
-    return str(loader.construct_scalar(node))
-
-
-_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
-
-
-def _scalar_key_text(node: yaml.ScalarNode) -> str:
-    loader = _StrictLoader("")
-    try:
-        return str(loader.construct_object(node))
-    except yaml.YAMLError:
-        return str(node.value)
-    finally:
-        loader.dispose()
-
-
-def _positions(node: yaml.Node) -> dict[tuple[PathPart, ...], tuple[int, int]]:
-    """Field path -> (line, column), 1-based, of each key and list item in the document."""
-    found: dict[tuple[PathPart, ...], tuple[int, int]] = {}
-
-    visited: set[int] = set()
-
-    def walk(current: yaml.Node, path: tuple[PathPart, ...]) -> None:
-        # An alias shares its anchor's node (possibly recursively): walk each node once.
-        if id(current) in visited:
-            return
-        visited.add(id(current))
-        if isinstance(current, yaml.MappingNode):
-            for key_node, value_node in current.value:
-                if isinstance(key_node, yaml.ScalarNode):
-                    where = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                    child = (*path, key_node.value)
-                    found.setdefault(child, where)
-                    if key_node.tag != "tag:yaml.org,2002:str":
-                        # `yes:` or `123:` reach the schema as True / 123: find them by that too.
-                        found.setdefault((*path, _scalar_key_text(key_node)), where)
-                    walk(value_node, child)
-        elif isinstance(current, yaml.SequenceNode):
-            for index, item in enumerate(current.value):
-                child = (*path, index)
-                found.setdefault(child, (item.start_mark.line + 1, item.start_mark.column + 1))
-                walk(item, child)
-
-    walk(node, ())
-    return found
-
-
-def format_path(path: Sequence[PathPart]) -> str:
-    """`('revisions', 1, 'agents', 'cto', 'daily')` -> `revisions[1].agents.cto.daily`."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif _IDENT_RE.fullmatch(part):
-            out += f".{part}" if out else part
-        else:
-            # Agent ids with dots, spaces or quotes: unambiguous and visible, like a JSON key.
-            out += f"[{json.dumps(part, ensure_ascii=False)}]"
-    return out
-
-
 def _problem_text(error: Mapping[str, Any]) -> tuple[tuple[PathPart, ...], str]:
     """A pydantic error -> (field path, plain-words problem)."""
     loc: tuple[PathPart, ...] = tuple(
@@ -560,40 +338,6 @@ def _did_you_mean(loc: tuple[PathPart, ...]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(names)})"
 
 
-def _compose(text: str, source: str) -> tuple[Any, yaml.Node | None]:
-    """One YAML document -> (data, its node tree); LimitsError with line:column if bad."""
-    if len(text.encode("utf-8")) > MAX_FILE_BYTES:
-        raise LimitsError(f"{source}: file is larger than {MAX_FILE_BYTES} bytes")
-    if not text.strip():
-        raise LimitsError(f"{source}: file is empty")
-    loader = _StrictLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = err.problem or "invalid YAML"
-        context = f" ({err.context})" if err.context and err.problem else ""
-        if "expected a single document" in (err.context or ""):
-            problem, context = "a second YAML document (---) is not allowed", ""
-        raise LimitsError(f"{where}: YAML error: {problem}{context}") from None
-    except yaml.YAMLError as err:
-        raise LimitsError(f"{source}: YAML error: {err}") from None
-    except RecursionError:
-        raise LimitsError(f"{source}: YAML is nested too deeply") from None
-    finally:
-        loader.dispose()
-    if data is None:
-        raise LimitsError(f"{source}: file has no YAML document (only comments?)")
-    return data, node
-
-
-def load_yaml_document(text: str, source: str) -> Any:
-    """Parse one YAML document the strict way (duplicate keys refused, dates kept as text)."""
-    return _compose(text, source)[0]
-
-
 def parse_limits(text: str, source: str) -> Limits:
     """Parse and validate a limits document; `source` is the file name used in messages."""
     data, node = _compose(text, source)
@@ -670,3 +414,29 @@ def read_limits_text(path: str | Path) -> str:
 def load_limits(path: str | Path) -> Limits:
     """Read and validate a limits file; raises LimitsError naming the file as given."""
     return parse_limits(read_limits_text(path), str(path))
+
+
+__all__ = [
+    "API_VERSION",
+    "KIND",
+    "MAX_AGENT_ID_LENGTH",
+    "MAX_FILE_BYTES",
+    "SUPPORTED_API_VERSIONS",
+    "AgentLimits",
+    "Billing",
+    "Limits",
+    "LimitsError",
+    "OrgLimits",
+    "PathPart",
+    "Revision",
+    "Thresholds",
+    "Window",
+    "check_agent_id",
+    "check_currency",
+    "format_path",
+    "load_limits",
+    "load_yaml_document",
+    "parse_effective_from",
+    "parse_limits",
+    "read_limits_text",
+]
