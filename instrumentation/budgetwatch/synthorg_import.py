@@ -96,6 +96,74 @@ def _budget_section(data: Any, source: str) -> tuple[Mapping[str, Any], str]:
     return data, ""
 
 
+def _alert_levels(
+    budget: Mapping[str, Any], source: str, prefix: str, notes: list[str]
+) -> list[tuple[str, float]]:
+    """SynthOrg's alert levels (warn_at, critical_at, hard_stop_at), checked and in order."""
+    alerts = budget.get("alerts")
+    alerts = {} if alerts is None else alerts
+    if not isinstance(alerts, Mapping):
+        raise SynthOrgImportError(f"{source}: {prefix}alerts: must be a mapping, got {alerts!r}")
+    notes += [
+        f"ignored {prefix}alerts.{key}: not a SynthOrg alert level"
+        for key in sorted(map(str, set(alerts) - set(_ALERT_KEYS)))
+    ]
+    levels = [
+        (key, _number(source, f"{prefix}alerts.{key}", alerts.get(key, DEFAULTS[key])))
+        for key in _ALERT_KEYS
+    ]
+    if levels[0][1] <= 0:
+        raise SynthOrgImportError(
+            f"{source}: {prefix}alerts.warn_at: must be greater than 0 for Prometheus alerts"
+        )
+    for (low_key, low), (high_key, high) in itertools.pairwise(levels):
+        if not low < high:
+            raise SynthOrgImportError(
+                f"{source}: {prefix}alerts.{high_key}: must be greater than {low_key} "
+                f"({_yaml_number(low)}), got {_yaml_number(high)}"
+            )
+
+    return levels
+
+
+def _limits_lines(
+    header: list[str],
+    currency: str,
+    reset_day: int,
+    levels: list[tuple[str, float]],
+    start: datetime,
+    org_monthly: str,
+    agent_daily: str,
+) -> list[str]:
+    """The limits file's lines (comments say where each value came from)."""
+    return [
+        *header,
+        f"apiVersion: {API_VERSION}",
+        f"kind: {KIND}",
+        # Quoted: a code such as NO would otherwise be read as a YAML boolean.
+        f'currency: "{currency}"',
+        "billing:",
+        f"  reset_day: {reset_day}",
+        "thresholds:  # SynthOrg alerts.warn_at / critical_at / hard_stop_at",
+        f"  warning: {_yaml_number(levels[0][1])}",
+        f"  critical: {_yaml_number(levels[1][1])}",
+        f"  exhausted: {_yaml_number(levels[2][1])}",
+        "revisions:",
+        "  - revision: 1",
+        f"    effective_from: {start.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}",
+        "    org:",
+        f"      monthly: {org_monthly}  # SynthOrg total_monthly",
+        *(
+            ["      # daily absent: the monthly budget prorated over the billing period"]
+            if org_monthly != "null"
+            else []
+        ),
+        "    agent_defaults:",
+        f"      daily: {agent_daily}  # SynthOrg per_agent_daily_limit",
+        "    agents: {}",
+    ]
+
+
 def import_synthorg(
     data: Any,
     source: str,
@@ -128,28 +196,7 @@ def import_synthorg(
     if problem:
         raise SynthOrgImportError(f"{source}: {prefix}currency: {problem}")
 
-    alerts = budget.get("alerts")
-    alerts = {} if alerts is None else alerts
-    if not isinstance(alerts, Mapping):
-        raise SynthOrgImportError(f"{source}: {prefix}alerts: must be a mapping, got {alerts!r}")
-    notes += [
-        f"ignored {prefix}alerts.{key}: not a SynthOrg alert level"
-        for key in sorted(map(str, set(alerts) - set(_ALERT_KEYS)))
-    ]
-    levels = [
-        (key, _number(source, f"{prefix}alerts.{key}", alerts.get(key, DEFAULTS[key])))
-        for key in _ALERT_KEYS
-    ]
-    if levels[0][1] <= 0:
-        raise SynthOrgImportError(
-            f"{source}: {prefix}alerts.warn_at: must be greater than 0 for Prometheus alerts"
-        )
-    for (low_key, low), (high_key, high) in itertools.pairwise(levels):
-        if not low < high:
-            raise SynthOrgImportError(
-                f"{source}: {prefix}alerts.{high_key}: must be greater than {low_key} "
-                f"({_yaml_number(low)}), got {_yaml_number(high)}"
-            )
+    levels = _alert_levels(budget, source, prefix, notes)
 
     name = PurePath(source).name
     header = [
@@ -172,32 +219,7 @@ def import_synthorg(
             notes.append(f"{prefix}per_agent_daily_limit is 0: agents get no daily limit")
 
     start = effective_from or billing_period_start(now or datetime.now(UTC), reset_day)
-    lines = [
-        *header,
-        f"apiVersion: {API_VERSION}",
-        f"kind: {KIND}",
-        # Quoted: a code such as NO would otherwise be read as a YAML boolean.
-        f'currency: "{currency}"',
-        "billing:",
-        f"  reset_day: {reset_day}",
-        "thresholds:  # SynthOrg alerts.warn_at / critical_at / hard_stop_at",
-        f"  warning: {_yaml_number(levels[0][1])}",
-        f"  critical: {_yaml_number(levels[1][1])}",
-        f"  exhausted: {_yaml_number(levels[2][1])}",
-        "revisions:",
-        "  - revision: 1",
-        f"    effective_from: {start.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}",
-        "    org:",
-        f"      monthly: {org_monthly}  # SynthOrg total_monthly",
-        *(
-            ["      # daily absent: the monthly budget prorated over the billing period"]
-            if total
-            else []
-        ),
-        "    agent_defaults:",
-        f"      daily: {agent_daily}  # SynthOrg per_agent_daily_limit",
-        "    agents: {}",
-    ]
+    lines = _limits_lines(header, currency, reset_day, levels, start, org_monthly, agent_daily)
     text = "\n".join(lines) + "\n"
     try:
         parse_limits(text, name)
