@@ -137,7 +137,6 @@ class Window:
     org_percent   `<ns>_<org_percent>`: org spend / org limit x 100
     agent_percent `<ns>_<agent_percent>`: agent spend / agent limit x 100
     when          how alert text says the window
-    tasks         whether task counts are kept per this window too
     prorated_from a window whose org limit, when the limits file gives none for this one, is
                   prorated over the days of the billing period (daily: the monthly limit)
     """
@@ -149,7 +148,6 @@ class Window:
     org_percent: str
     agent_percent: str
     when: str
-    tasks: bool
     prorated_from: WindowName | None = None
 
     @property
@@ -170,7 +168,6 @@ DAILY: Final = Window(
     org_percent="budget_daily_used_percent",
     agent_percent="agent_budget_used_percent",
     when="today (UTC)",
-    tasks=True,
     prorated_from="monthly",
 )
 MONTHLY: Final = Window(
@@ -181,7 +178,6 @@ MONTHLY: Final = Window(
     org_percent="budget_used_percent",
     agent_percent="agent_budget_monthly_used_percent",
     when="this period",
-    tasks=False,
 )
 # Order matters: the daily window is the period's part (an org daily limit absent from the
 # limits file is the monthly one prorated over the days of the billing period).

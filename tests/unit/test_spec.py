@@ -181,8 +181,7 @@ def test_a_new_window_is_a_row_of_the_table() -> None:
         org_percent="budget_weekly_used_percent",
         agent_percent="agent_budget_weekly_used_percent",
         when="this week",
-        tasks=False,
-    )
+        )
     names = spec.Names("acme")
     assert names.agent_to_date(weekly) == "acme_agent_cost_week_to_date"
     assert names.org_percent(weekly) == "acme_budget_weekly_used_percent"
