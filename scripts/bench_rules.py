@@ -87,19 +87,32 @@ def log(message: str) -> None:
 # --- the data set ---------------------------------------------------------------------------
 
 
+# Each agent's day-to-date when the bench starts, as a share of the daily limit, by agent % 5:
+# a bad day, the same whatever the hour: 3 in 5 agents over the warning threshold, 6 alerts
+# firing per 5 agents (warning; warning and critical; all three), 12,000 at 10,000 agents.
+DAY_SHARES = (0.3, 0.6, 0.8, 0.95, 1.2)
+
+
 @dataclass
 class Dataset:
-    """N agents x 3 models; each series' counter grows by a fixed amount per minute."""
+    """N agents x 3 models; each series' counter grows by a fixed amount per minute, chosen so
+    that each agent's day-to-date at `now` is its DAY_SHARES share of `daily_limit`."""
 
     namespace: str
     agents: int
     interval: int
     start: int  # 00:00 UTC two days before today
+    now: int
+    daily_limit: float
     labels: list[tuple[tuple[str, str], ...]] = field(default_factory=list)
     per_minute: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # Minutes since 00:00 UTC (at least an hour, so that a run just after midnight does
+        # not spend the limit in a few minutes).
+        minutes = max(self.now % DAY, 3600) / 60
         for agent in range(self.agents):
+            day_total = DAY_SHARES[agent % len(DAY_SHARES)] * self.daily_limit
             for m, (provider, model) in enumerate(MODELS):
                 self.labels.append(
                     (
@@ -111,9 +124,8 @@ class Dataset:
                         ("job", "bench"),
                     )
                 )
-                # Agents spend 2.9 to 14.4 USD a day: below, near and over the default daily
-                # limit (10), so that alerts fire as in real life.
-                self.per_minute.append(0.00067 * (1 + (agent % 5)) * (m + 1) / 2)
+                # The three models spend 1/6, 2/6 and 3/6 of the agent's total.
+                self.per_minute.append(day_total / minutes * (m + 1) / 6)
 
     def value(self, series: int, t: int) -> float:
         return self.per_minute[series] * (t - self.start) / 60
@@ -449,6 +461,14 @@ def query_stats(prom: Prometheus, expr: str) -> tuple[int, int]:
     return int(samples["totalQueryableSamples"]), int(samples["peakSamples"])
 
 
+def save_cpu_profile(prom: Prometheus, path: Path, seconds: int = 60) -> None:
+    """Prometheus's own CPU profile over `seconds` of rule evaluations (`go tool pprof`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _, body = http_get(f"{prom.url}/debug/pprof/profile?seconds={seconds}", timeout=seconds + 60)
+    path.with_suffix(".pprof").write_bytes(body)
+    log(f"CPU profile: {path.with_suffix('.pprof')}")
+
+
 def wait_evaluations(prom: Prometheus, rounds: int, timeout: float) -> list[dict[str, Any]]:
     """Per group, the evaluation times of `rounds` successive evaluations."""
     seen: dict[str, list[tuple[str, float]]] = {}
@@ -623,6 +643,7 @@ class Result:
     heap: float
     head_series: float
     checks: list[Check] = field(default_factory=list)
+    alerts: int = 0  # alerts firing at the end (each one's annotations are expanded per round)
     note: str = ""
 
 
@@ -639,7 +660,7 @@ class Prepared:
 def prepare(args: argparse.Namespace, agents: int, interval: int, scratch: Path) -> Prepared:
     now = int(time.time())
     today = now - now % DAY
-    ds = Dataset(args.namespace, agents, interval, today - 2 * DAY)
+    ds = Dataset(args.namespace, agents, interval, today - 2 * DAY, now, args.daily_limit)
     work = scratch / f"n{agents}-i{interval}"
     template = work / "raw"
     template.mkdir(parents=True)
@@ -695,6 +716,10 @@ def bench(
             assert resp.status == 200
         log(f"N={ds.agents} {variant}: rules loaded, waiting for {args.rounds} evaluations")
         groups = wait_evaluations(prom, args.rounds, timeout=args.rounds * 600)
+        if args.profile:
+            save_cpu_profile(prom, Path(args.profile) / f"n{ds.agents}-i{ds.interval}-{variant}")
+        firing = prom.api("/api/v1/query", query='count(ALERTS{alertstate="firing"}) or vector(0)')
+        alerts = int(float(firing["result"][0]["value"][1]))
         if feeder.error:
             raise RuntimeError(f"remote write failed: {feeder.error}")
         rule_stats = []
@@ -732,6 +757,7 @@ def bench(
             heap=metrics.get("go_memstats_heap_inuse_bytes", float("nan")),
             head_series=metrics.get("prometheus_tsdb_head_series", float("nan")),
             checks=checks,
+            alerts=alerts,
             note=note,
         )
     finally:
@@ -755,8 +781,8 @@ def report(results: Sequence[Result]) -> str:
         f" {FINE_SPAN // 60} minutes and live samples at the interval shown",
         "",
         "| agents | samples | rules | rule group | eval median (s) | eval max (s) |"
-        " max samples/query | RSS | RSS per raw series | head series |",
-        "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|",
+        " max samples/query | RSS | RSS per raw series | head series | firing alerts |",
+        "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         for g in r.groups:
@@ -770,7 +796,7 @@ def report(results: Sequence[Result]) -> str:
                 f" | {statistics.median(evals) if evals else float('nan'):.3f}"
                 f" | {max(evals, default=float('nan')):.3f} | {samples:,}"
                 f" | {r.rss / mib:.0f} MiB | {r.rss / r.series / 1024:.1f} KiB"
-                f" | {r.head_series:,.0f} |"
+                f" | {r.head_series:,.0f} | {r.alerts:,} |"
             )
     lines += ["", "| agents | samples | rules | check | recorded | expected | tolerance | ok |"]
     lines.append("|---:|---:|---|---|---:|---:|---:|---|")
@@ -780,13 +806,19 @@ def report(results: Sequence[Result]) -> str:
                 f"| {r.agents:,} | {r.interval} s | {r.variant} | {c.series} | {c.recorded:,.2f}"
                 f" | {c.expected:,.2f} | {c.tolerance:,.2f} | {'yes' if c.ok else 'NO'} |"
             )
-    lines += ["", "| agents | samples | rules | rule | samples touched | peak samples |"]
-    lines.append("|---:|---:|---|---|---:|---:|")
+    lines += [
+        "",
+        "| agents | samples | rules | rule (slowest and most samples) | eval (s) | samples touched"
+        " | peak samples |",
+        "|---:|---:|---|---|---:|---:|---:|",
+    ]
     for r in results:
-        for st in sorted(r.rule_stats, key=lambda x: -x["samples"])[:5]:
+        slowest = sorted(r.rule_stats, key=lambda x: -x["eval_s"])[:8]
+        most = [st for st in sorted(r.rule_stats, key=lambda x: -x["samples"])[:3]]
+        for st in slowest + [st for st in most if st not in slowest]:
             lines.append(
                 f"| {r.agents:,} | {r.interval} s | {r.variant} | {st['rule']}"
-                f" | {st['samples']:,} | {st['peak']:,} |"
+                f" | {st['eval_s']:.3f} | {st['samples']:,} | {st['peak']:,} |"
             )
     return "\n".join(lines)
 
@@ -816,13 +848,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", help="scratch directory (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--profile", help="save Prometheus's CPU profile per run in this directory")
     args = parser.parse_args(argv)
     agents = [int(a.replace("_", "")) for a in args.agents.split(",") if a]
     intervals = [int(i) for i in str(args.interval).split(",") if i]
 
     from budgetwatch.limits import load_limits
 
-    args.reset_day = load_limits(args.limits).billing.reset_day
+    limits = load_limits(args.limits)
+    args.reset_day = limits.billing.reset_day
+    daily_limit = limits.revisions[-1].default_limit("daily")
+    if daily_limit is None:
+        parser.error(f"{args.limits}: the bench needs an agent default daily limit")
+    args.daily_limit = daily_limit
     variants = {"new": load_rule_files(args)}
     if args.baseline_rules:
         baseline = Path(args.baseline_rules)

@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from .limits import Limits
-from .promql import number
+from .promql import indent, number
 from .spec import (
     AGENT,
     DAILY,
+    FIGURE_LABEL,
     LEVEL_LABEL,
     LIMIT_LABEL,
+    LOWER_BOUND,
     SEVERITY_LABEL,
     WINDOW_LABEL,
     WINDOWS,
@@ -54,10 +56,10 @@ _AGENT_TEXT = f"{{{{ $labels.{AGENT} }}}}"
 
 
 def _partial_since_agent(names: Names, window: Window) -> str:
-    """`$since`: when the agent's figure of the window became a lower bound, if it is one.
+    """`$since`: when the agent's figure of the window became a lower bound.
 
-    A template query per firing alert (on a series that exists for partial agents only): a
-    label would change the alert's identity when the figure becomes partial."""
+    A template query, run only by the rule for partial figures (a few agents): a label would
+    change the alert's identity when the figure becomes partial."""
     query = f"min({names.partial_since(window)}{{{AGENT}=%q}})"
     return (
         '{{ $since := "" }}'
@@ -75,39 +77,60 @@ def _partial_since_org(names: Names, window: Window) -> str:
     )
 
 
-def _with_limit_label(limit_series: str) -> str:
-    """`* on(agent) group_left(limit) ...`: adds the agent's limit as label `limit`."""
+def _with_limit_label(firing: str, limit_series: str, over: str | None = None) -> str:
+    """`firing` (agents' series) with the agent's limit added as label `limit`.
+
+    The limit joins as a label rather than a template query per firing agent, and only the
+    limits of the agents `over` (default: `firing`) are turned into labels: count_values over
+    every agent's limit costs more than the rest of the rule at 10,000 agents."""
     return (
+        f"(\n{indent(firing, 2)}\n)\n"
         f"* on({AGENT}) group_left({LIMIT_LABEL}) (\n"
-        f'  count_values by ({AGENT}) ("{LIMIT_LABEL}", {limit_series}) * 0 + 1\n)'
+        f'  count_values by ({AGENT}) (\n    "{LIMIT_LABEL}",\n'
+        f"    {limit_series}\n    and on({AGENT}) ({over or firing})\n  ) * 0 + 1\n)"
     )
 
 
-def _agent_alert(
+def _agent_alerts(
     names: Names, level: Level, threshold: str, window: Window, currency: str
-) -> tuple[str, str, str]:
-    """(expr, summary, description) of an agent's budget alert for one level and window."""
-    # The limit joins as a label rather than a template query per firing agent
-    # (one query per agent and evaluation would not scale to thousands).
-    expr = (
-        f"(\n  {names.agent_percent(window)} >= {threshold}\n)\n"
-        f"{_with_limit_label(names.agent_limit(window))}"
-    )
-    since = _partial_since_agent(names, window)
-    # The summary stays query-free: one query per firing alert is enough.
+) -> list[tuple[str, str, str, dict[str, str]]]:
+    """(expr, summary, description, extra labels) of an agent threshold alert: one rule for
+    exact figures and one for lower bounds, with the same alertname (an alert is one alert
+    whichever rule raises it) and the lower bound's label. Prometheus expands every annotation
+    of every firing alert at every evaluation: the exact rule, nearly all of them, keeps its
+    text short and query-free."""
+    over = f"{names.agent_percent(window)} >= {threshold}"
+    partial = f'{names.agent_cost_partial}{{{WINDOW_LABEL}="{window.name}"}}'
+    limit = names.agent_limit(window)
     summary = f"Agent {_AGENT_TEXT} used {_PCT}% of its {window.name} budget"
-    description = (
-        f"{since}Agent {_AGENT_TEXT} has spent {_at_least}{_PCT}% of its {window.name} limit "
-        f"of {{{{ $labels.{LIMIT_LABEL} }}}} {currency} {window.when} ({level.name} at "
-        f"{threshold}%).{_lower_bound_note}"
+    spent = (
+        f"of its {window.name} limit of {{{{ $labels.{LIMIT_LABEL} }}}} {currency} {window.when}"
     )
-    return expr, summary, description
+    exact = f"Agent {_AGENT_TEXT} has spent {_PCT}% {spent} ({level.name} at {threshold}%)."
+    lower = (
+        f"{_partial_since_agent(names, window)}Agent {_AGENT_TEXT} has spent at least {_PCT}% "
+        f"{spent} ({level.name} at {threshold}%).{_lower_bound_note}"
+    )
+    return [
+        (
+            _with_limit_label(f"{over}\nunless on({AGENT}) {partial}", limit, over),
+            summary,
+            exact,
+            {},
+        ),
+        (
+            _with_limit_label(f"{over}\nand on({AGENT}) {partial}", limit, over),
+            summary,
+            lower,
+            {FIGURE_LABEL: LOWER_BOUND},
+        ),
+    ]
 
 
-def _org_alert(
+def _org_alerts(
     names: Names, level: Level, threshold: str, window: Window, currency: str
-) -> tuple[str, str, str]:
-    """(expr, summary, description) of the org's budget alert for one level and window."""
+) -> list[tuple[str, str, str, dict[str, str]]]:
+    """(expr, summary, description, extra labels) of the org's alert for a level and window."""
     expr = f"{names.org_percent(window)} >= {threshold}"
     spent = _query_value(names.org_to_date(window))
     of_limit = _query_value(names.org_limit(window))
@@ -118,10 +141,11 @@ def _org_alert(
         f"of its {window.name} limit of {of_limit} {currency} ({_PCT}%, {level.name} at "
         f"{threshold}%).{_lower_bound_note}"
     )
-    return expr, summary, description
+    return [(expr, summary, description, {})]
 
 
 def _budget_alerts(limits: Limits, runbook_base_url: str) -> list[dict[str, Any]]:
+    """Per level: the agents' alerts (both windows), then the org's."""
     names = Names(limits.namespace)
     alerts = Alerts(limits.namespace)
     anchors = alerts.anchors()
@@ -129,28 +153,32 @@ def _budget_alerts(limits: Limits, runbook_base_url: str) -> list[dict[str, Any]
     for level, value in levels_with_thresholds(limits.thresholds):
         threshold = number(value)
         for alertname, build in (
-            (alerts.agent_budget(level), _agent_alert),
-            (alerts.org_budget(level), _org_alert),
+            (alerts.agent_budget(level), _agent_alerts),
+            (alerts.org_budget(level), _org_alerts),
         ):
             for window in WINDOWS:
-                expr, summary, description = build(names, level, threshold, window, limits.currency)
-                out.append(
-                    {
-                        "alert": alertname,
-                        "expr": expr,
-                        "for": "1m",
-                        "labels": {
-                            WINDOW_LABEL: window.name,
-                            SEVERITY_LABEL: level.severity,
-                            LEVEL_LABEL: level.name,
-                        },
-                        "annotations": {
-                            "summary": summary,
-                            "description": description,
-                            "runbook_url": f"{runbook_base_url}#{anchors[alertname]}",
-                        },
+                for expr, summary, description, extra in build(
+                    names, level, threshold, window, limits.currency
+                ):
+                    labels = {
+                        WINDOW_LABEL: window.name,
+                        SEVERITY_LABEL: level.severity,
+                        LEVEL_LABEL: level.name,
+                        **extra,
                     }
-                )
+                    out.append(
+                        {
+                            "alert": alertname,
+                            "expr": expr,
+                            "for": "1m",
+                            "labels": labels,
+                            "annotations": {
+                                "summary": summary,
+                                "description": description,
+                                "runbook_url": f"{runbook_base_url}#{anchors[alertname]}",
+                            },
+                        }
+                    )
     return out
 
 
@@ -160,7 +188,7 @@ def _forecast_alert(limits: Limits, runbook_base_url: str) -> dict[str, Any]:
     currency = limits.currency
     return {
         "alert": forecast,
-        "expr": f"{names.exhaustion_seconds}\n{_with_limit_label(names.agent_limit(DAILY))}",
+        "expr": _with_limit_label(names.exhaustion_seconds, names.agent_limit(DAILY)),
         "for": "5m",
         "labels": {WINDOW_LABEL: DAILY.name, SEVERITY_LABEL: "warning"},
         "annotations": {

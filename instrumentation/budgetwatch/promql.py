@@ -73,3 +73,9 @@ def any_of(terms: Sequence[str]) -> str:
         return terms[0]
     middle = len(terms) // 2
     return f"({any_of(terms[:middle])} or {any_of(terms[middle:])})"
+
+
+def indent(text: str, spaces: int) -> str:
+    """Every line of `text` indented: nested expressions stay readable in the rule files."""
+    pad = " " * spaces
+    return "\n".join(pad + line for line in text.splitlines())

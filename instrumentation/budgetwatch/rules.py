@@ -33,6 +33,7 @@ import yaml
 from .alert_rules import ALERTS_FILE, DEFAULT_RUNBOOK_BASE_URL, alert_groups, alert_names
 from .limit_rules import limit_rules
 from .limits import Limits
+from .promql import indent as _indent
 from .spec import (
     AGENT,
     DAILY,
@@ -194,11 +195,6 @@ def _accumulator_rule(
         f"  or\n{_indent(delta, 2)}\n)"
     )
     return _rule(acc, expr)
-
-
-def _indent(text: str, spaces: int) -> str:
-    pad = " " * spaces
-    return "\n".join(pad + line for line in text.splitlines())
 
 
 def _partial_rule(

@@ -41,6 +41,10 @@ SEVERITY_LABEL: Final = "severity"
 LEVEL_LABEL: Final = "budget_level"
 REVISION_LABEL: Final = "revision"
 LIMIT_LABEL: Final = "limit"  # the limit in force, joined onto agent alerts
+# An agent alert raised on a lower bound (a partial figure) carries figure="lower_bound": two
+# rules of one alertname need distinct labels.
+FIGURE_LABEL: Final = "figure"
+LOWER_BOUND: Final = "lower_bound"
 
 
 @dataclass(frozen=True)

@@ -296,12 +296,22 @@ def test_threshold_alerts_use_the_file_thresholds_for_both_windows() -> None:
     for alert in _alerts(_limits()):
         by_name.setdefault(alert["alert"], []).append(alert)
     warn = by_name["SynthorgAgentBudgetWarning"]
-    # agent alerts: the comparison, then the join adding the `limit` label
+    # agent alerts: the comparison, then the join adding the `limit` label; per window one
+    # rule for exact figures and one, labelled, for lower bounds
     assert sorted(a["expr"].split("\n")[1].strip() for a in warn) == [
         "synthorg_agent_budget_monthly_used_percent >= 60",
+        "synthorg_agent_budget_monthly_used_percent >= 60",
+        "synthorg_agent_budget_used_percent >= 60",
         "synthorg_agent_budget_used_percent >= 60",
     ]
     assert all("group_left(limit)" in a["expr"] for a in warn)
+    lower = [a for a in warn if a["labels"].get("figure") == "lower_bound"]
+    assert len(lower) == 2
+    assert all("and on(gen_ai_agent_id) synthorg_agent_cost_partial" in a["expr"] for a in lower)
+    assert all("at least" in a["annotations"]["description"] for a in lower)
+    exact = [a for a in warn if "figure" not in a["labels"]]
+    assert all("unless on(gen_ai_agent_id) synthorg_agent_cost_partial" in a["expr"] for a in exact)
+    assert not any("query" in a["annotations"]["description"] for a in exact)
     assert [a["expr"] for a in by_name["SynthorgBudgetCritical"]] == [
         "synthorg_budget_daily_used_percent >= 80",
         "synthorg_budget_used_percent >= 80",

@@ -114,8 +114,11 @@ def test_alerts_are_the_spec_s_with_its_labels(acme: dict[str, Any]) -> None:
             (found,) = [lv for lv in spec.LEVELS if lv.name == level]
             assert alert["labels"][spec.SEVERITY_LABEL] == found.severity
             assert alert["labels"][spec.WINDOW_LABEL] in spec.WINDOW_NAMES
-    # One alert per level and window, for agents and for the org: 3 x 2 x 2.
-    assert sum(spec.LEVEL_LABEL in a["labels"] for a in alerts) == 12
+    # Per level and window: the org's rule, and the agents' for exact figures and for lower
+    # bounds (labelled so): 3 x 2 x (1 + 2).
+    assert sum(spec.LEVEL_LABEL in a["labels"] for a in alerts) == 18
+    lower = [a for a in alerts if a["labels"].get(spec.FIGURE_LABEL) == spec.LOWER_BOUND]
+    assert len(lower) == 6 and all(a["alert"].startswith("AcmeAgentBudget") for a in lower)
 
 
 def test_runbooks_have_a_section_for_every_alert_of_any_namespace() -> None:
@@ -181,7 +184,7 @@ def test_a_new_window_is_a_row_of_the_table() -> None:
         org_percent="budget_weekly_used_percent",
         agent_percent="agent_budget_weekly_used_percent",
         when="this week",
-        )
+    )
     names = spec.Names("acme")
     assert names.agent_to_date(weekly) == "acme_agent_cost_week_to_date"
     assert names.org_percent(weekly) == "acme_budget_weekly_used_percent"
