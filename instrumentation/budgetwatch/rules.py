@@ -776,9 +776,11 @@ def alert_groups(
     alerts.append(
         {
             "alert": absent,
-            # Cost series existed in the last hour and none has had a sample for 5 minutes.
+            # Cost series existed in the last hour and none has had a sample for 5 minutes (the
+            # count recorded from them is then absent: one series to read, not every raw one).
             "expr": (
-                f"absent({names.cost_total})\nand on() (max_over_time({names.cost_series}[1h]) > 0)"
+                f"absent({names.cost_series})\n"
+                f"and on() (max_over_time({names.cost_series}[1h]) > 0)"
             ),
             "for": "5m",
             "labels": {"severity": "critical"},
