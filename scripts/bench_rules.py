@@ -88,11 +88,12 @@ def log(message: str) -> None:
 
 
 # A bad day, the same whatever the hour the bench runs: at 00:00 UTC today each agent spent
-# a burst of its DAY_SHARES share of the daily limit (by agent % 5), on top of a steady pace of
-# PACE daily limits a day. 3 in 5 agents are over the warning threshold: 6 threshold alerts
-# firing per 5 agents (warning; warning and critical; all three), 12,000 at 10,000 agents, plus
-# the exhaustion forecasts of the 95 % agents in the hours when the pace would exhaust them.
-DAY_SHARES = (0.3, 0.6, 0.8, 0.95, 1.2)
+# a burst of its DAY_SHARES share of the daily limit (by agent % 10), on top of a steady pace
+# of PACE daily limits a day. 3 in 10 agents are over the warning threshold, 1 in 10 exhausted:
+# 6 threshold alerts firing per 10 agents (warning; warning and critical; all three), 6,000 at
+# 10,000 agents, plus the exhaustion forecasts of the 95 % agents before 12:00 UTC (when the
+# pace would exhaust them before 00:00).
+DAY_SHARES = (0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.95, 1.2, 0.3, 0.5)
 PACE = 0.1
 
 
