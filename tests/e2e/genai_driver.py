@@ -35,7 +35,19 @@ def run_litellm(spec: dict[str, Any]) -> list[dict[str, Any]]:
     os.environ.setdefault("OTEL_EXPORTER", "otlp_http")
     import litellm
 
-    litellm.callbacks = ["otel"]
+    telemetry = None
+    callbacks: list[Any] = ["otel"]
+    if spec.get("also_budgetwatch"):  # the same app also records through our library
+        from budgetwatch import BudgetTelemetry
+        from budgetwatch.integrations.litellm import BudgetwatchLogger
+
+        telemetry = BudgetTelemetry(
+            service_name=os.environ["OTEL_SERVICE_NAME"],
+            endpoint=os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"],
+            export_interval_s=0.5,
+        )
+        callbacks.append(BudgetwatchLogger(telemetry))
+    litellm.callbacks = callbacks
     done = []
     for call in spec["calls"]:
         kwargs: dict[str, Any] = {}
@@ -56,6 +68,8 @@ def run_litellm(spec: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     time.sleep(1.5)  # LiteLLM runs its success callbacks in the background
+    if telemetry is not None:
+        telemetry.shutdown()
     return done
 
 

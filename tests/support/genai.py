@@ -27,7 +27,8 @@ SOURCES_CONFIG = ROOT / "otel-collector" / "sources.yaml"
 
 
 def collector_configs(pricing: Path) -> list[Path]:
-    return [ROOT / "otel-collector" / "config.yaml", SOURCES_CONFIG, pricing]
+    extra = [Path(p) for p in os.environ.get("BUDGETWATCH_TEST_EXTRA_COLLECTOR_CONFIG", "").split(",") if p]
+    return [ROOT / "otel-collector" / "config.yaml", SOURCES_CONFIG, pricing, *extra]
 
 
 def start_genai_collector(
