@@ -23,6 +23,35 @@ from .procs import Collector, Managed, Prometheus, free_port, prometheus_config,
 from .tools import ROOT, tool
 
 DRIVER = ROOT / "tests" / "e2e" / "genai_driver.py"
+# OpenLIT runs in a virtual environment of its own, as in a user's app: its instrumentation
+# packages pin an OpenTelemetry SDK older than the one budgetwatch's library needs, so the
+# two do not install together (an OpenLIT app needs nothing of ours: the collector does it).
+OPENLIT_VERSION = "1.44.0"
+# pip cannot resolve openlit 1.44 alone today (the newest SDK wants semantic-conventions
+# 0.66b2, the instrumentations it needs pin 0.66b1): these pins are the set that works.
+OPENLIT_PINS = (
+    f"openlit=={OPENLIT_VERSION}",
+    "opentelemetry-api==1.45.1",
+    "opentelemetry-sdk==1.45.1",
+    "opentelemetry-exporter-otlp==1.45.1",
+    "opentelemetry-semantic-conventions==0.66b1",
+)
+OPENLIT_VENV = ROOT / ".tools" / "venvs" / f"openlit-{OPENLIT_VERSION}"
+
+
+def openlit_python() -> Path:
+    """The Python of a virtual environment holding OpenLIT (created on first use, ~1 min)."""
+    python = OPENLIT_VENV / "bin" / "python"
+    marker = OPENLIT_VENV / ".installed"
+    if not marker.is_file():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(OPENLIT_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", *OPENLIT_PINS],
+            check=True,
+            timeout=900,
+        )
+        marker.touch()
+    return python
 SOURCES_CONFIG = ROOT / "otel-collector" / "sources.yaml"
 
 
@@ -70,8 +99,9 @@ class GenAIStack:
             for k, v in os.environ.items()
             if not k.startswith(("OTEL_", "LITELLM_OTEL", "BUDGETWATCH_"))
         }
+        python = openlit_python() if spec.get("source") == "openlit" else Path(sys.executable)
         result = subprocess.run(
-            [sys.executable, str(DRIVER), json.dumps(spec)],
+            [str(python), str(DRIVER), json.dumps(spec)],
             capture_output=True,
             text=True,
             timeout=timeout,
