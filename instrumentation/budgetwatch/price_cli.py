@@ -74,7 +74,9 @@ def cmd_prices_from_litellm(args: argparse.Namespace) -> int:
     try:
         import litellm
     except ImportError:
-        print("prices-from-litellm needs LiteLLM: pip install 'budgetwatch[litellm]'", file=sys.stderr)
+        print(
+            "prices-from-litellm needs LiteLLM: pip install 'budgetwatch[litellm]'", file=sys.stderr
+        )
         return 2
     cost_map: dict[str, Any] = litellm.model_cost
     today = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00Z")

@@ -127,9 +127,12 @@ class PriceTable(_Model):
     def price_at(self, provider: str, model: str, when: datetime) -> Price | None:
         """The price in force for `provider`/`model` at `when` (None: unpriced then)."""
         for price, until in self.windows():
-            if (price.provider, price.model) == (provider, model):
-                if price.effective_from <= when and (until is None or when < until):
-                    return price
+            if (
+                (price.provider, price.model) == (provider, model)
+                and price.effective_from <= when
+                and (until is None or when < until)
+            ):
+                return price
         return None
 
 

@@ -233,7 +233,9 @@ def test_an_app_recording_through_budgetwatch_and_litellm_is_counted_once(
         {
             "source": "litellm",
             "also_budgetwatch": True,
-            "calls": litellm_calls([{"agent_id": "both-cto", "user_api_key_user_id": "both-cto"}] * 2),
+            "calls": litellm_calls(
+                [{"agent_id": "both-cto", "user_api_key_user_id": "both-cto"}] * 2
+            ),
         },
         env={"OTEL_SERVICE_NAME": SKIPPED_JOB},
     )
@@ -251,7 +253,9 @@ def test_an_app_recording_through_budgetwatch_and_litellm_is_counted_once(
 def test_openlit_per_agent_and_unpriced(stack: GenAIStack, tmp_path: Path) -> None:
     # OpenLIT prices per 1,000 tokens; the fake server answers 10 input and 5 output tokens.
     pricing = tmp_path / "openlit-prices.json"
-    pricing.write_text(json.dumps({"chat": {"gpt-4o-mini": {"promptPrice": 0.5, "completionPrice": 1.0}}}))
+    pricing.write_text(
+        json.dumps({"chat": {"gpt-4o-mini": {"promptPrice": 0.5, "completionPrice": 1.0}}})
+    )
     per_call = 10 / 1000 * 0.5 + 5 / 1000 * 1.0  # 0.01
     stack.run_source(
         {

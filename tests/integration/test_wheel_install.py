@@ -26,8 +26,17 @@ def run(argv: list[str], cwd: Path, timeout: float = 900) -> subprocess.Complete
 def test_the_wheel_installs_alone_and_every_command_works(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-         "--wheel-dir", str(wheels), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(wheels),
+            str(ROOT),
+        ],
         cwd=tmp_path,
     )
     (wheel,) = wheels.glob("budgetwatch-*.whl")

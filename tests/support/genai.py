@@ -52,11 +52,17 @@ def openlit_python() -> Path:
         )
         marker.touch()
     return python
+
+
 SOURCES_CONFIG = ROOT / "otel-collector" / "sources.yaml"
 
 
 def collector_configs(pricing: Path) -> list[Path]:
-    extra = [Path(p) for p in os.environ.get("BUDGETWATCH_TEST_EXTRA_COLLECTOR_CONFIG", "").split(",") if p]
+    extra = [
+        Path(p)
+        for p in os.environ.get("BUDGETWATCH_TEST_EXTRA_COLLECTOR_CONFIG", "").split(",")
+        if p
+    ]
     return [ROOT / "otel-collector" / "config.yaml", SOURCES_CONFIG, pricing, *extra]
 
 
@@ -128,7 +134,8 @@ class GenAIStack:
 
     def logs(self) -> str:
         return "\n".join(
-            f"--- {s.name} ---\n{s.tail(60)}" for s in (self.collector.server, self.prometheus.server)
+            f"--- {s.name} ---\n{s.tail(60)}"
+            for s in (self.collector.server, self.prometheus.server)
         )
 
 
