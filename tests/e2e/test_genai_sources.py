@@ -329,3 +329,50 @@ def test_5000_distinct_agents_from_one_source_stay_under_the_cap(stack: GenAISta
     calls = stack.values('count(synthorg_calls_total{job="flood"})')
     print(f"cardinality for {agents} agents: cost {len(series)}, tokens {tokens}, calls {calls}")
     assert list(tokens.values()) == [2 * 2001] and list(calls.values()) == [2001]
+
+
+def test_the_agent_attribute_and_the_cap_are_configuration(tmp_path: Path) -> None:
+    """BUDGETWATCH_AGENT_ATTRIBUTE, a JSON attribute and field, and BUDGETWATCH_MAX_AGENTS."""
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(
+        "apiVersion: budgetwatch/v1\nkind: PriceTable\nprices:\n"
+        f"  - {{provider: acme, model: tok-1, input: {TOK1_IN}, output: {TOK1_OUT}, "
+        "effective_from: 2026-01-01T00:00:00Z}\n"
+    )
+    env = {
+        "BUDGETWATCH_AGENT_ATTRIBUTE": "app.agent",
+        "BUDGETWATCH_AGENT_JSON_ATTRIBUTE": "app.meta",
+        "BUDGETWATCH_AGENT_JSON_FIELD": "who",
+        "BUDGETWATCH_MAX_AGENTS": "3",
+    }
+
+    def call(attributes: dict[str, str]) -> dict:
+        base = {"gen_ai.provider.name": "acme", "gen_ai.request.model": "tok-1"}
+        return {"attributes": {**base, **attributes}, "input": 64, "output": 0}
+
+    with genai_stack(tmp_path / "stack", LIMITS, prices, env=env) as s:
+        s.run_source(
+            {
+                "source": "tokens",
+                "service": "configured",
+                "instance": str(uuid.uuid4()),
+                "steps": [
+                    # the configured attribute wins over the conventions' id
+                    {"calls": [call({"app.agent": "cfg-a", "gen_ai.agent.id": "not-me"})]},
+                    {"calls": [call({"app.meta": json.dumps({"who": "cfg-b", "x": 1})})]},
+                    {"calls": [call({"gen_ai.agent.name": "_reserved"})]},  # app_reserved
+                    {"calls": [call({"gen_ai.agent.id": "fourth"})]},  # past the cap of 3
+                    {"calls": [call({"app.agent": "   "})]},  # blank: _unassigned
+                ],
+            }
+        )
+        per_call = 64 * TOK1_IN  # 0.5
+        expected = {"cfg-a": per_call, "cfg-b": per_call, "app_reserved": per_call}
+        expected |= {"_overflow": per_call, "_unassigned": per_call}
+        for agent, value in expected.items():
+            wait_for(s, f'synthorg_cost_total{{job="configured",gen_ai_agent_id="{agent}"}}', value)
+        agents = {
+            item["metric"]["gen_ai_agent_id"]
+            for item in s.prometheus.query('synthorg_cost_total{job="configured"}')
+        }
+        assert agents == set(expected), agents
