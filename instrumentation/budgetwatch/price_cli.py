@@ -71,6 +71,8 @@ def add_render_arguments(render: argparse.ArgumentParser) -> None:
 
 
 def cmd_prices_from_litellm(args: argparse.Namespace) -> int:
+    from budgetwatch.prices import plain_decimal
+
     try:
         import litellm
     except ImportError:
@@ -82,17 +84,19 @@ def cmd_prices_from_litellm(args: argparse.Namespace) -> int:
     today = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00Z")
     missing = 0
     for name in args.models:
-        entry = cost_map.get(name)
+        entry = cost_map.get(name) or cost_map.get(name.split("/", 1)[-1])
         if not entry or entry.get("input_cost_per_token") is None:
             print(f"# {name}: not in LiteLLM's price map", file=sys.stderr)
             missing += 1
             continue
         provider = entry.get("litellm_provider", "_unknown")
         model = name.split("/", 1)[1] if name.startswith(f"{provider}/") else name
+        # plain decimals: YAML 1.1 reads 6e-07 (no dot) as a string
         print(
             f"  - {{provider: {provider}, model: {model}, "
-            f"input: {entry['input_cost_per_token']!r}, "
-            f"output: {entry.get('output_cost_per_token', 0)!r}, effective_from: {today}}}"
+            f"input: {plain_decimal(float(entry['input_cost_per_token']))}, "
+            f"output: {plain_decimal(float(entry.get('output_cost_per_token') or 0))}, "
+            f"effective_from: {today}}}"
         )
     return 2 if missing else 0
 

@@ -167,8 +167,8 @@ def is_price_table(text: str) -> bool:
     return False
 
 
-def _decimal(value: float) -> str:
-    # OTTL number literals: plain decimals, no exponent.
+def plain_decimal(value: float) -> str:
+    """A number as a plain decimal (no exponent): OTTL literals, YAML 1.1 floats."""
     text = format(Decimal(repr(value)), "f")
     return text if "." in text else f"{text}.0"
 
@@ -195,11 +195,11 @@ def render_pricing(table: PriceTable, source: str) -> str:
                 f'datapoint.attributes["gen_ai.token.type"] == "{token_type}" and {unpriced}'
             )
             statements.append(
-                f"set(datapoint.value_double, datapoint.value_double * {_decimal(per_token)}) "
+                f"set(datapoint.value_double, datapoint.value_double * {plain_decimal(per_token)}) "
                 f"where {cond}"
             )
             statements.append(
-                f'set(datapoint.attributes["budgetwatch.price"], {_decimal(per_token)}) '
+                f'set(datapoint.attributes["budgetwatch.price"], {plain_decimal(per_token)}) '
                 f"where {cond}"
             )
         statements.append(

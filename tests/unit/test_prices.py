@@ -138,3 +138,26 @@ def test_render_with_prices_writes_the_collector_statements(tmp_path: Path) -> N
         )
         == 0
     )
+
+
+def test_prices_from_litellm_prints_entries_the_table_accepts(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bw = Path(sys.executable).with_name("budgetwatch")
+    result = subprocess.run(
+        [str(bw), "prices-from-litellm", "gpt-4o-mini", "anthropic/claude-sonnet-4-5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**__import__("os").environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
+    assert result.returncode == 0, result.stderr
+    table = tmp_path / "prices.yaml"
+    table.write_text("apiVersion: budgetwatch/v1\nkind: PriceTable\nprices:\n" + result.stdout)
+    prices = {(p.provider, p.model): p for p in load_prices(table).prices}
+    # LiteLLM 1.110.2's bundled map, per token
+    assert prices[("openai", "gpt-4o-mini")].input == 1.5e-07
+    assert prices[("openai", "gpt-4o-mini")].output == 6e-07
+    assert prices[("anthropic", "claude-sonnet-4-5")].output == 1.5e-05
