@@ -376,3 +376,23 @@ def test_the_agent_attribute_and_the_cap_are_configuration(tmp_path: Path) -> No
             for item in s.prometheus.query('synthorg_cost_total{job="configured"}')
         }
         assert agents == set(expected), agents
+
+
+def test_a_delta_temporality_source_is_accumulated(stack: GenAIStack) -> None:
+    """The OTel SDK told to export deltas: the collector accumulates them per process."""
+    step = {"calls": [tokens_call("gen_ai.agent.id", "tk-delta", "tok-1", 64, 16)]}
+    stack.run_source(
+        {
+            "source": "tokens",
+            "service": "agent-sdk-delta",
+            "instance": str(uuid.uuid4()),
+            "steps": [step, step, step],
+        },
+        env={"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "delta"},
+    )
+    per_step = 64 * TOK1_IN + 16 * TOK1_OUT  # 0.5 + 0.25
+    wait_for(stack, dtd("tk-delta"), 3 * per_step)
+    wait_for(stack, 'synthorg_tokens_total{gen_ai_agent_id="tk-delta"}', 3 * 80)
+    wait_for(
+        stack, 'synthorg_calls_total{gen_ai_agent_id="tk-delta",synthorg_call_outcome="priced"}', 3
+    )
