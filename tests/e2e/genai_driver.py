@@ -74,7 +74,10 @@ def run_litellm(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class FakeOpenAI(BaseHTTPRequestHandler):
-    """Answers /v1/chat/completions like OpenAI, with fixed usage (10 in, 5 out)."""
+    """Answers /v1/chat/completions like OpenAI, with fixed usage (10 in, 5 out); without
+    the usage details when `details` is off, as many OpenAI-compatible servers answer."""
+
+    details = True
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length", 0))
@@ -92,13 +95,15 @@ class FakeOpenAI(BaseHTTPRequestHandler):
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": {
-                    "prompt_tokens": 10,
-                    "completion_tokens": 5,
-                    "total_tokens": 15,
-                    "prompt_tokens_details": {"cached_tokens": 0},
-                    "completion_tokens_details": {"reasoning_tokens": 0},
-                },
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+                | (
+                    {
+                        "prompt_tokens_details": {"cached_tokens": 0},
+                        "completion_tokens_details": {"reasoning_tokens": 0},
+                    }
+                    if self.details
+                    else {}
+                ),
             }
         ).encode()
         self.send_response(200)
@@ -112,6 +117,7 @@ class FakeOpenAI(BaseHTTPRequestHandler):
 
 
 def run_openlit(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    FakeOpenAI.details = spec.get("usage_details", True)
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAI)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     import openlit

@@ -396,3 +396,29 @@ def test_a_delta_temporality_source_is_accumulated(stack: GenAIStack) -> None:
     wait_for(
         stack, 'synthorg_calls_total{gen_ai_agent_id="tk-delta",synthorg_call_outcome="priced"}', 3
     )
+
+
+def test_openlit_without_usage_details_is_unpriced_not_zero(
+    stack: GenAIStack, tmp_path: Path
+) -> None:
+    """A server without usage.prompt_tokens_details: OpenLIT records cost 0 (AttributeError)."""
+    pricing = tmp_path / "openlit-prices.json"
+    pricing.write_text(
+        json.dumps({"chat": {"gpt-4o-mini": {"promptPrice": 0.5, "completionPrice": 1.0}}})
+    )
+    stack.run_source(
+        {
+            "source": "openlit",
+            "service": "openlit-bare",
+            "pricing_json": str(pricing),
+            "usage_details": False,
+            "calls": [{"model": "gpt-4o-mini", "agent": "ol-bare"}] * 2,
+        },
+        env={"OTEL_RESOURCE_ATTRIBUTES": f"service.instance.id={uuid.uuid4()}"},
+    )
+    wait_for(
+        stack,
+        'synthorg_calls_total{job="openlit-bare",synthorg_call_outcome="unpriced"}',
+        2,
+    )
+    assert stack.values('synthorg_cost_total{job="openlit-bare"}') == {}
