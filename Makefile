@@ -38,7 +38,7 @@ system-packages:
 
 # The CLI is the only writer of generated files; tests/test_generated_fresh.py runs the same
 # command with --check.
-GENERATE_ARGS := --output . --rules-dir alerts/rules --dashboards-dir dashboards
+GENERATE_ARGS := --output . --rules-dir alerts/rules --dashboards-dir dashboards --prices otel-collector/prices.yaml --collector-dir otel-collector
 
 generate: venv
 	$(VENV)/bin/budgetwatch render $(LIMITS) $(GENERATE_ARGS)

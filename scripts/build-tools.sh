@@ -45,7 +45,8 @@ up_to_date() {
 
 build_otelcol() {
   local manifest="$root/otel-collector/builder-config.yaml"
-  local key; key=$(key_of "$OCB_VERSION" "$(cat "$manifest")")
+  # Keyed on the manifest and on our own components' sources (otel-collector/*/, issue 13).
+  local key; key=$(key_of "$OCB_VERSION" "$(cat "$manifest" "$root"/otel-collector/*/go.mod "$root"/otel-collector/*/*.go 2>/dev/null)")
   if up_to_date otelcol "$key" otelcol; then say "otelcol: up to date (builder $OCB_VERSION, manifest $key)"; return; fi
   local t=$SECONDS
   say "otelcol: installing the collector builder $OCB_VERSION"

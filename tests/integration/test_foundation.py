@@ -54,11 +54,14 @@ def test_collector_has_exactly_the_components_the_configs_use() -> None:
     built = yaml.safe_load(result.stdout)
     built_types = {
         entry["name"]
-        for section in ("receivers", "processors", "exporters", "extensions")
+        for section in ("receivers", "processors", "exporters", "extensions", "connectors")
         for entry in built.get(section) or []
     }
     used: set[str] = set()
-    for path in sorted((ROOT / "otel-collector").glob("config*.yaml")):
+    # the base configs, and the GenAI sources merged on top of them (docs/sources.md)
+    configs = [*(ROOT / "otel-collector").glob("config*.yaml")]
+    configs += [ROOT / "otel-collector" / "sources.yaml", ROOT / "otel-collector" / "pricing.yaml"]
+    for path in sorted(configs):
         used |= _component_types(yaml.safe_load(path.read_text()))
     assert used == built_types, (
         f"built but unused: {built_types - used}; used but not built: {used - built_types}"

@@ -1,0 +1,11 @@
+module github.com/budgetwatch/budgetwatch/otel-collector/agentcap
+
+go 1.26.0
+
+require (
+	go.opentelemetry.io/collector/component v1.71.0
+	go.opentelemetry.io/collector/consumer v1.71.0
+	go.opentelemetry.io/collector/pdata v1.71.0
+	go.opentelemetry.io/collector/processor v1.71.0
+	go.uber.org/zap v1.28.0
+)
