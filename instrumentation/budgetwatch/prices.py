@@ -37,14 +37,13 @@ from .limits import (
     API_VERSION,
     SUPPORTED_API_VERSIONS,
     LimitsError,
-    _compose,
-    _finite_number,
     _Model,
-    _parse_effective_from,
     _problem_text,
     format_path,
     read_limits_text,
 )
+from .limits_values import _finite_number, _parse_effective_from
+from .limits_yaml import _compose
 
 KIND = "PriceTable"
 RENDERED_NAME = "pricing.yaml"
