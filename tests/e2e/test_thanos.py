@@ -65,9 +65,9 @@ def test_every_point_is_stored_four_times_and_counted_once(
     instances = {apps[0].instance_id, apps[1].instance_id}  # cto spent in both processes
     assert copies == {(r, i): 2 for r in ("A", "B") for i in instances}, copies
     assert len({s["metric"]["receive_replica"] for s in raw}) >= 2
-    assert {float(s["value"][1]) for s in raw if s["metric"]["instance"] == apps[0].instance_id} == {
-        2.5
-    }
+    assert {
+        float(s["value"][1]) for s in raw if s["metric"]["instance"] == apps[0].instance_id
+    } == {2.5}
     undeduplicated = pipe.query.raw("sum(synthorg_cost_total)", dedup=False)
     deduplicated = pipe.query.raw("sum(synthorg_cost_total)", dedup=True)
     org = sum(ledger._per_agent_cost().values())
@@ -171,16 +171,20 @@ def test_an_agent_crossing_its_thresholds_is_notified_once_through_thanos_rule(
     app.cost("spender", 0.8125, provider="anthropic", model="claude-sonnet-4")
     app.flush()
     pipe.webhook.wait_for(
-        lambda a: a["labels"].get("alertname") == "SynthorgAgentBudgetWarning"
-        and a["labels"].get("gen_ai_agent_id") == "spender",
+        lambda a: (
+            a["labels"].get("alertname") == "SynthorgAgentBudgetWarning"
+            and a["labels"].get("gen_ai_agent_id") == "spender"
+        ),
         ALERT_TIMEOUT,
         "warning",
     )
     app.cost("spender", 0.25, provider="anthropic", model="claude-sonnet-4")
     app.flush()
     alert = pipe.webhook.wait_for(
-        lambda a: a["labels"].get("alertname") == "SynthorgAgentBudgetExhausted"
-        and a["labels"].get("gen_ai_agent_id") == "spender",
+        lambda a: (
+            a["labels"].get("alertname") == "SynthorgAgentBudgetExhausted"
+            and a["labels"].get("gen_ai_agent_id") == "spender"
+        ),
         ALERT_TIMEOUT,
         "exhausted",
     )

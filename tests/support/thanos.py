@@ -1,7 +1,7 @@
 """The budget bundle on Thanos, on loopback, for end-to-end tests (the deployment in thanos/).
 
-app (BudgetTelemetry) -> OTLP -> our otelcol (shipped config + thanos/otelcol-ha.yaml: both replicas)
-  -> Prometheus replicas A and B (agent mode, thanos/prometheus-replica.yml, external label `replica`)
+app (BudgetTelemetry) -> OTLP -> our otelcol (shipped config + thanos/otelcol-ha.yaml)
+  -> Prometheus replicas A and B (agent mode, thanos/prometheus-replica.yml, label `replica`)
   -> Thanos Receive x3 (hashring thanos/hashring.json, replication factor 2)
   -> Thanos Query (deduplicates `replica` and `receive_replica`)
   <- Thanos Rule (stateful: the rendered rules, evaluated through Query; its TSDB is a store of
@@ -34,11 +34,19 @@ from .pipeline import (
     App,
     Pipeline,
     alertmanager_config_for,
-    render_rules,
     collector_env,
+    render_rules,
     start_app,
 )
-from .procs import Collector, Managed, Prometheus, free_port, http_get, start_alertmanager, wait_until
+from .procs import (
+    Collector,
+    Managed,
+    Prometheus,
+    free_port,
+    http_get,
+    start_alertmanager,
+    wait_until,
+)
 from .tools import ROOT, tool
 from .webhook import WebhookReceiver
 
@@ -263,7 +271,9 @@ def thanos_stack(
         )
         query = ThanosQuery(server=query_server, port=query_http)
 
-        rule_files = render_rules(limits_path, workdir / "rule" / "rules", rule_interval, alert_for, timing)
+        rule_files = render_rules(
+            limits_path, workdir / "rule" / "rules", rule_interval, alert_for, timing
+        )
         ruler = up(
             Managed(
                 name="rule",
