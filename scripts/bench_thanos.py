@@ -155,7 +155,6 @@ def bench(args: argparse.Namespace, agents: int, scratch: Path) -> Result:
                 f"--query=http://127.0.0.1:{q_http}",
                 f"--http-address=127.0.0.1:{r_http}",
                 f"--grpc-address=127.0.0.1:{r_grpc}",
-                "--query.timeout=5m",
             ],
             workdir=scratch / "rule",
             ready_url=f"http://127.0.0.1:{r_http}/-/ready",

@@ -64,6 +64,7 @@ class Ports:
     http: int = field(default_factory=free_port)
     grpc: int = field(default_factory=free_port)
     write: int = field(default_factory=free_port)
+    capnproto: int = field(default_factory=free_port)  # replication listener, unused here
 
 
 def receive_node(workdir: Path, index: int, ports: Ports, hashring: Path) -> Managed:
@@ -77,6 +78,7 @@ def receive_node(workdir: Path, index: int, ports: Ports, hashring: Path) -> Man
             f"--http-address=127.0.0.1:{ports.http}",
             f"--grpc-address=127.0.0.1:{ports.grpc}",
             f"--remote-write.address=127.0.0.1:{ports.write}",
+            f"--receive.capnproto-address=127.0.0.1:{ports.capnproto}",
             f"--receive.local-endpoint=127.0.0.1:{ports.grpc}",
             f"--receive.hashrings-file={hashring}",
             "--receive.hashrings-algorithm=ketama",
