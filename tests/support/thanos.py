@@ -99,6 +99,17 @@ def hashring_for(grpc_ports: Sequence[int]) -> list[dict[str, Any]]:
     return rings
 
 
+def query_endpoints_for(receive_grpc: Sequence[int], rule_grpc: int) -> dict[str, Any]:
+    """The shipped thanos/query-endpoints.yml on this test's ports (the ruler's entry last)."""
+    config: dict[str, Any] = yaml.safe_load((DEPLOYMENT / "query-endpoints.yml").read_text())
+    *receivers, ruler = config["endpoints"]
+    assert len(receivers) == len(receive_grpc) and ruler.get("strict") is True, config
+    for entry, port in zip(receivers, receive_grpc, strict=True):
+        entry["address"] = f"127.0.0.1:{port}"
+    ruler["address"] = f"127.0.0.1:{rule_grpc}"
+    return config
+
+
 def replica_config(remote_write_url: str) -> dict[str, Any]:
     """The shipped thanos/prometheus-replica.yml, writing to `remote_write_url`."""
     config: dict[str, Any] = yaml.safe_load((DEPLOYMENT / "prometheus-replica.yml").read_text())
@@ -253,6 +264,10 @@ def thanos_stack(
 
         query_http, query_grpc, rule_http, rule_grpc = (free_port() for _ in range(4))
         lookback_args = [f"--query.lookback-delta={lookback}"] if lookback else []
+        endpoints = workdir / "query-endpoints.yml"
+        endpoints.write_text(
+            yaml.safe_dump(query_endpoints_for([p.grpc for p in recv_ports], rule_grpc))
+        )
         query_server = up(
             Managed(
                 name="query",
@@ -261,8 +276,7 @@ def thanos_stack(
                     "query",
                     f"--http-address=127.0.0.1:{query_http}",
                     f"--grpc-address=127.0.0.1:{query_grpc}",
-                    *(f"--endpoint=127.0.0.1:{p.grpc}" for p in recv_ports),
-                    f"--endpoint=127.0.0.1:{rule_grpc}",
+                    f"--endpoint.sd-config-file={endpoints}",
                     "--query.replica-label=replica",
                     "--query.replica-label=receive_replica",
                     *lookback_args,
