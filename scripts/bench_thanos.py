@@ -45,8 +45,9 @@ from tests.support.thanos import (  # noqa: E402
     Ports,
     ThanosQuery,
     hashring_for,
+    query_node,
     receive_node,
-    thanos,
+    rule_node,
 )
 
 from bench_rules import Dataset, Feeder, _field, log  # noqa: E402 - same data set and writer
@@ -104,21 +105,7 @@ def bench(args: argparse.Namespace, agents: int, scratch: Path) -> Result:
         for i, p in enumerate(ports):
             servers.append(receive_node(scratch / f"receive-{i}", i, p, hashring).start())
         q_http, r_http, r_grpc = free_port(), free_port(), free_port()
-        query_server = Managed(
-            name="query",
-            argv=[
-                thanos(),
-                "query",
-                f"--http-address=127.0.0.1:{q_http}",
-                f"--grpc-address=127.0.0.1:{free_port()}",
-                *(f"--endpoint=127.0.0.1:{p.grpc}" for p in ports),
-                f"--endpoint=127.0.0.1:{r_grpc}",
-                "--query.replica-label=replica",
-                "--query.replica-label=receive_replica",
-            ],
-            workdir=scratch / "query",
-            ready_url=f"http://127.0.0.1:{q_http}/-/ready",
-        )
+        query_server = query_node(scratch / "query", q_http, [p.grpc for p in ports], r_grpc)
         servers.append(query_server.start())
         query = ThanosQuery(query_server, q_http)
 
@@ -144,21 +131,7 @@ def bench(args: argparse.Namespace, agents: int, scratch: Path) -> Result:
         )
 
         rule_files = render_rules(ROOT / "limits.yaml", scratch / "rules", args.rule_interval)
-        ruler = Managed(
-            name="rule",
-            argv=[
-                thanos(),
-                "rule",
-                f"--data-dir={scratch / 'rule'}",
-                *(f"--rule-file={p}" for p in rule_files),
-                f"--eval-interval={args.rule_interval}",
-                f"--query=http://127.0.0.1:{q_http}",
-                f"--http-address=127.0.0.1:{r_http}",
-                f"--grpc-address=127.0.0.1:{r_grpc}",
-            ],
-            workdir=scratch / "rule",
-            ready_url=f"http://127.0.0.1:{r_http}/-/ready",
-        )
+        ruler = rule_node(scratch / "rule", rule_files, args.rule_interval, q_http, r_http, r_grpc)
         servers.append(ruler.start())
         samples: dict[str, list[float]] = {}
         seen: dict[str, str] = {}

@@ -110,6 +110,63 @@ def query_endpoints_for(receive_grpc: Sequence[int], rule_grpc: int) -> dict[str
     return config
 
 
+def query_node(
+    workdir: Path,
+    http_port: int,
+    receive_grpc: Sequence[int],
+    rule_grpc: int,
+    lookback: str | None = None,
+) -> Managed:
+    """Thanos Query over the Receive nodes and the ruler, deduplicating both copy labels."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    endpoints = workdir / "query-endpoints.yml"
+    endpoints.write_text(yaml.safe_dump(query_endpoints_for(receive_grpc, rule_grpc)))
+    return Managed(
+        name="query",
+        argv=[
+            thanos(),
+            "query",
+            f"--http-address=127.0.0.1:{http_port}",
+            f"--grpc-address=127.0.0.1:{free_port()}",
+            f"--endpoint.sd-config-file={endpoints}",
+            "--query.replica-label=replica",
+            "--query.replica-label=receive_replica",
+            *([f"--query.lookback-delta={lookback}"] if lookback else []),
+        ],
+        workdir=workdir,
+        ready_url=f"http://127.0.0.1:{http_port}/-/ready",
+    )
+
+
+def rule_node(
+    workdir: Path,
+    rule_files: Sequence[Path],
+    eval_interval: str,
+    query_http: int,
+    http_port: int,
+    grpc_port: int,
+    alertmanager_port: int | None = None,
+) -> Managed:
+    """Stateful Thanos Rule: evaluates through Query, keeps its results in its own TSDB."""
+    am = [f"--alertmanagers.url=http://127.0.0.1:{alertmanager_port}"] if alertmanager_port else []
+    return Managed(
+        name="rule",
+        argv=[
+            thanos(),
+            "rule",
+            f"--data-dir={workdir / 'data'}",
+            *(f"--rule-file={p}" for p in rule_files),
+            f"--eval-interval={eval_interval}",
+            f"--query=http://127.0.0.1:{query_http}",
+            *am,
+            f"--http-address=127.0.0.1:{http_port}",
+            f"--grpc-address=127.0.0.1:{grpc_port}",
+        ],
+        workdir=workdir,
+        ready_url=f"http://127.0.0.1:{http_port}/-/ready",
+    )
+
+
 def replica_config(remote_write_url: str) -> dict[str, Any]:
     """The shipped thanos/prometheus-replica.yml, writing to `remote_write_url`."""
     config: dict[str, Any] = yaml.safe_load((DEPLOYMENT / "prometheus-replica.yml").read_text())
@@ -262,27 +319,10 @@ def thanos_stack(
             for i, p in enumerate(recv_ports)
         ]
 
-        query_http, query_grpc, rule_http, rule_grpc = (free_port() for _ in range(4))
-        lookback_args = [f"--query.lookback-delta={lookback}"] if lookback else []
-        endpoints = workdir / "query-endpoints.yml"
-        endpoints.write_text(
-            yaml.safe_dump(query_endpoints_for([p.grpc for p in recv_ports], rule_grpc))
-        )
+        query_http, rule_http, rule_grpc = free_port(), free_port(), free_port()
         query_server = up(
-            Managed(
-                name="query",
-                argv=[
-                    thanos(),
-                    "query",
-                    f"--http-address=127.0.0.1:{query_http}",
-                    f"--grpc-address=127.0.0.1:{query_grpc}",
-                    f"--endpoint.sd-config-file={endpoints}",
-                    "--query.replica-label=replica",
-                    "--query.replica-label=receive_replica",
-                    *lookback_args,
-                ],
-                workdir=workdir / "query",
-                ready_url=f"http://127.0.0.1:{query_http}/-/ready",
+            query_node(
+                workdir / "query", query_http, [p.grpc for p in recv_ports], rule_grpc, lookback
             )
         )
         query = ThanosQuery(server=query_server, port=query_http)
@@ -291,21 +331,14 @@ def thanos_stack(
             limits_path, workdir / "rule" / "rules", rule_interval, alert_for, timing
         )
         ruler = up(
-            Managed(
-                name="rule",
-                argv=[
-                    thanos(),
-                    "rule",
-                    f"--data-dir={workdir / 'rule' / 'data'}",
-                    *(f"--rule-file={p}" for p in rule_files),
-                    f"--eval-interval={rule_interval}",
-                    f"--query=http://127.0.0.1:{query_http}",
-                    f"--alertmanagers.url=http://127.0.0.1:{alertmanager.port}",
-                    f"--http-address=127.0.0.1:{rule_http}",
-                    f"--grpc-address=127.0.0.1:{rule_grpc}",
-                ],
-                workdir=workdir / "rule",
-                ready_url=f"http://127.0.0.1:{rule_http}/-/ready",
+            rule_node(
+                workdir / "rule",
+                rule_files,
+                rule_interval,
+                query_http,
+                rule_http,
+                rule_grpc,
+                alertmanager_port=alertmanager.port,
             )
         )
         # Query learns its stores asynchronously: wait until it has every receiver and the ruler.
