@@ -113,7 +113,7 @@ build_thanos() {
   # asks for (fetched through the module proxy by GOTOOLCHAIN). The tags are the project's own
   # (.promu.yml): without `slicelabels` the binary builds but `receive` panics on the first
   # gRPC call from `query`.
-  local key; key=$(key_of "$THANOS_VERSION" "$THANOS_GO" netgo,slicelabels versioned)
+  local key; key=$(key_of "$THANOS_VERSION" "$THANOS_GO" netgo,slicelabels versioned trimpath)
   if up_to_date thanos "$key" thanos; then say "thanos: up to date ($THANOS_VERSION)"; return; fi
   local t=$SECONDS dir="$work/thanos"
   say "thanos: building $THANOS_VERSION with $THANOS_GO (cold: about 5 minutes; warm Go caches: under 2)"
@@ -124,7 +124,8 @@ build_thanos() {
   say "thanos: module ready, downloading the modules ./cmd/thanos needs"
   (cd "$dir" && GOTOOLCHAIN=$THANOS_GO quietly "$work/thanos-deps.log" go list -deps -tags netgo,slicelabels ./cmd/thanos)
   say "thanos: compiling ./cmd/thanos"
-  (cd "$dir" && GOTOOLCHAIN=$THANOS_GO go build -tags netgo,slicelabels \
+  # -trimpath: the build cache keys do not depend on where the checkout is (CI clones anew).
+  (cd "$dir" && GOTOOLCHAIN=$THANOS_GO go build -trimpath -tags netgo,slicelabels \
      -ldflags "$(version_ldflags "${THANOS_VERSION#v}")" -o "$bin/thanos" ./cmd/thanos)
   rm -rf "$dir"
   echo "$key" > "$stamps/thanos"

@@ -7,7 +7,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS_BIN = ROOT / ".tools" / "bin"
-TOOL_NAMES = ("otelcol", "prometheus", "promtool", "alertmanager", "amtool", "dashcheck")
+TOOL_NAMES = (
+    "otelcol",
+    "prometheus",
+    "promtool",
+    "alertmanager",
+    "amtool",
+    "dashcheck",
+    "thanos",
+)
 
 
 def tool(name: str) -> Path:
