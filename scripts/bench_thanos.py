@@ -113,10 +113,8 @@ def bench(args: argparse.Namespace, agents: int, scratch: Path) -> Result:
         ds = Dataset(args.namespace, agents, args.interval, start=now - now % 86400)
         since = now - 150  # the rules' first look at a process reads 120 s back
         for replica, port in zip(("A", "B"), ports[:2], strict=True):
-            feeder = ReplicaFeeder(
-                ds, f"http://127.0.0.1:{port.write}/api/v1/receive", since, replica
-            )
-            feeders.append(feeder)
+            url = f"http://127.0.0.1:{port.write}/api/v1/receive"
+            feeders.append(ReplicaFeeder(ds, url, since, replica))
         log(f"N={agents}: writing {len(ds.labels)} series x 2 replicas since {since}")
         for feeder in feeders:
             feeder.start()
