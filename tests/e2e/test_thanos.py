@@ -13,6 +13,7 @@ Costs are binary fractions, so every sum is exact.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 import time
@@ -22,7 +23,11 @@ from pathlib import Path
 
 import pytest
 from tests.e2e import test_ledger as ledger
+from tests.integration import test_dashboard_queries as panels
 from tests.support.thanos import App, ThanosStack, thanos_stack
+
+from budgetwatch.dashboards import render_dashboards
+from budgetwatch.limits import load_limits
 
 pytestmark = pytest.mark.e2e
 
@@ -202,6 +207,34 @@ def test_an_agent_crossing_its_thresholds_is_notified_once_through_thanos_rule(
     assert got["SynthorgAgentBudgetCritical"] <= 1 and len(got) <= 3, got
     assert _is(106.25)(pipe.value('synthorg_agent_budget_used_percent{gen_ai_agent_id="spender"}'))
     app.shutdown()
+
+
+def test_every_dashboard_query_runs_unchanged_through_thanos_query(
+    pipe: ThanosStack, apps: list[App]
+) -> None:
+    """The shipped dashboards' queries (rendered from this limits file, variables filled in as
+    Grafana would) against Query: each must parse and return data, the pipeline-health ones
+    from the telemetry the replicas scrape from the collector and Thanos Rule."""
+    apps[0].cost("ceo", -1.0)  # dropped by the instrumentation: feeds the dropped-events panel
+    apps[0].flush()
+    dashboards = {
+        name: json.loads(text)
+        for name, text in render_dashboards(load_limits(pipe.limits_path), "x").items()
+    }
+    count, empty = 0, []
+    deadline = time.monotonic() + 60  # rates over the scraped telemetry need two scrapes
+    for file, dashboard in dashboards.items():
+        for panel in panels._panels(dashboard):
+            for target in panel["targets"]:
+                count += 1
+                while not (result := panels.run_target(pipe.query, target, panels.ALL)):
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(1)
+                if not result:
+                    empty.append(f"{file} / {panel['title']} / {target['expr']}")
+    assert count >= 30, f"only {count} queries found"
+    assert not empty, "queries with no data through Thanos Query:\n" + "\n".join(empty)
 
 
 def test_evaluation_lag_of_the_ruler_is_measured(pipe: ThanosStack) -> None:

@@ -167,18 +167,25 @@ def rule_node(
     )
 
 
-def replica_config(remote_write_url: str) -> dict[str, Any]:
-    """The shipped thanos/prometheus-replica.yml, writing to `remote_write_url`."""
+def replica_config(remote_write_url: str, scrape: dict[str, int]) -> dict[str, Any]:
+    """The shipped thanos/prometheus-replica.yml, writing to `remote_write_url`, scraping each
+    job at the port `scrape` gives it, every second."""
     config: dict[str, Any] = yaml.safe_load((DEPLOYMENT / "prometheus-replica.yml").read_text())
     [remote] = config["remote_write"]
     remote["url"] = remote_write_url
+    config["global"]["scrape_interval"] = "1s"
+    assert {job["job_name"] for job in config["scrape_configs"]} == set(scrape), config
+    for job in config["scrape_configs"]:
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{scrape[job['job_name']]}"]}]
     return config
 
 
-def prometheus_replica(workdir: Path, name: str, port: int, remote_write_url: str) -> Managed:
+def prometheus_replica(
+    workdir: Path, name: str, port: int, remote_write_url: str, scrape: dict[str, int]
+) -> Managed:
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "prometheus.yml"
-    config.write_text(yaml.safe_dump(replica_config(remote_write_url), sort_keys=False))
+    config.write_text(yaml.safe_dump(replica_config(remote_write_url, scrape), sort_keys=False))
     return Managed(
         name=f"prometheus-{name}",
         argv=[
@@ -345,6 +352,9 @@ def thanos_stack(
         wait_until(lambda: query.store_count() == RECEIVERS + 1, 60, "Thanos Query's stores")
 
         replica_ports = {name: free_port() for name in REPLICAS}
+        write_urls = [f"http://127.0.0.1:{replica_ports[n]}/api/v1/write" for n in REPLICAS]
+        collector = ha_collector(workdir / "otelcol", write_urls[0], write_urls[1])
+        scrape = {"otelcol": collector.metrics_port, "thanos-rule": rule_http}
         replicas = {
             name: up(
                 prometheus_replica(
@@ -352,14 +362,12 @@ def thanos_stack(
                     name,
                     replica_ports[name],
                     f"http://127.0.0.1:{recv_ports[i].write}/api/v1/receive",
+                    scrape,
                 )
             )
             for i, name in enumerate(REPLICAS)
         }
-        write_urls = [f"http://127.0.0.1:{replica_ports[n]}/api/v1/write" for n in REPLICAS]
-        collector = ha_collector(workdir / "otelcol", write_urls[0], write_urls[1])
-        servers.append(collector.server)
-        collector.server.start()
+        up(collector.server)
 
         stack = ThanosStack(
             workdir=workdir,
