@@ -11,14 +11,15 @@ BENCH_AGENTS ?= 1000,10000
 BENCH_INTERVALS ?= 60,10
 export PATH := $(TOOLS_BIN):$(PATH)
 
-.PHONY: help venv tools system-packages generate lint test test-fast demo bench bench-rules clean
+.PHONY: help venv tools system-packages generate lint test test-fast demo bench bench-rules bench-thanos clean
 
 help:
 	@echo "make demo      run the whole pipeline with simulated agents (DEMO_SECONDS=N to stop after N s)"
 	@echo "make test      build the tools, lint, type-check and run every test"
-	@echo "make tools     build otelcol, prometheus, promtool, alertmanager, amtool into .tools/bin"
+	@echo "make tools     build otelcol, prometheus, promtool, alertmanager, amtool, thanos into .tools/bin"
 	@echo "make generate  re-render alerts/rules/ and dashboards/ from $(LIMITS)"
 	@echo "make bench     instrumentation benchmark; make bench-rules: rule evaluation benchmark"
+	@echo "make bench-thanos  sizing of the Thanos deployment (thanos/) at 1,000 and 10,000 agents"
 
 venv: $(VENV)/.installed
 
@@ -62,6 +63,9 @@ bench: venv
 
 bench-rules: venv tools
 	$(PY) scripts/bench_rules.py --agents $(BENCH_AGENTS) --interval $(BENCH_INTERVALS)
+
+bench-thanos: venv tools
+	$(PY) scripts/bench_thanos.py --agents $(BENCH_AGENTS)
 
 clean:
 	rm -rf .tools/build out

@@ -302,8 +302,12 @@ def _task_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, Any]]:
 
 
 def _heartbeat(c: Counter, t: Timing) -> list[dict[str, Any]]:
-    # Last in its group: rules above read the previous evaluation's, to tell a gap.
-    return [_rule(c.heartbeat, "vector(time())"), _checkpoint_rule(c.heartbeat, t)]
+    # Last in its group: rules above read the previous evaluation's, to tell a gap. It reads a
+    # series (itself) so that it fails when the stores cannot be read, as the rules above do:
+    # a ruler that queries through a query layer (Thanos Rule) otherwise records a heartbeat
+    # from an evaluation whose state rules failed, and the gap goes unnoticed.
+    beat = f"vector(time()) and on() (absent({c.heartbeat}) or vector(1))"
+    return [_rule(c.heartbeat, beat), _checkpoint_rule(c.heartbeat, t)]
 
 
 def _percent_rules(names: Names) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ promtool, Alertmanager and amtool.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 import urllib.request
@@ -46,6 +47,16 @@ def _component_types(config: dict[str, object]) -> set[str]:
         for name in config.get(section) or {}:  # type: ignore[attr-defined]
             types.add(str(name).split("/")[0])
     return types
+
+
+def test_thanos_is_the_pinned_version_with_every_component_used() -> None:
+    pin = re.search(r"^THANOS_VERSION=v(\S+)", (ROOT / "tools" / "versions.env").read_text(), re.M)
+    assert pin, "THANOS_VERSION missing from tools/versions.env"
+    result = run_tool("thanos", "--version")
+    assert result.returncode == 0, result.stderr
+    assert f"thanos, version {pin.group(1)} " in result.stdout + result.stderr  # stamped
+    for component in ("receive", "query", "rule"):
+        assert run_tool("thanos", component, "--help").returncode == 0, component
 
 
 def test_collector_has_exactly_the_components_the_configs_use() -> None:
@@ -150,7 +161,7 @@ def test_second_make_tools_does_nothing_and_says_so() -> None:
     )
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
-    assert result.stdout.count("up to date") == 4, result.stdout  # 3 tools + dashcheck
+    assert result.stdout.count("up to date") == 5, result.stdout  # 3 tools, dashcheck, thanos
     assert "building" not in result.stdout
     assert elapsed < 60, f"an up-to-date make tools took {elapsed:.0f}s"
 

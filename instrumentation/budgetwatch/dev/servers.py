@@ -32,7 +32,7 @@ import yaml
 # instrumentation/budgetwatch/dev/servers.py -> the repository's root
 ROOT = Path(__file__).resolve().parents[3]
 TOOLS_BIN = ROOT / ".tools" / "bin"
-TOOL_NAMES = ("otelcol", "prometheus", "promtool", "alertmanager", "amtool", "dashcheck")
+TOOL_NAMES = ("otelcol", "prometheus", "promtool", "alertmanager", "amtool", "dashcheck", "thanos")
 
 
 def tool(name: str) -> Path:
