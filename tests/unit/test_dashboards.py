@@ -50,6 +50,11 @@ RECORDED = {
     "agent_cost_partial",
     "agent_tasks_day_to_date",
     "budget_limits_info",
+    # section 8, early warning
+    "budget_period_forecast",
+    "budget_period_forecast_percent",
+    "agent_budget_period_forecast",
+    "agent_budget_period_forecast_percent",
 }
 # Contract section 3 and interface 1: the raw series the instrumentation produces.
 RAW = {"cost_total", "tokens_total", "tasks_total", "calls_total", "telemetry_dropped_total"}
