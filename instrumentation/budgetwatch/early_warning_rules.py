@@ -283,7 +283,8 @@ def _spike_alert(limits: Limits, names: Names, alerts: Alerts, url: Any) -> dict
         f"Agent {AGENT_TEXT} is spending {number(s.factor)}x its usual rate or more",
         f"Agent {AGENT_TEXT} spent at {{{{ $value | printf \"%.2f\" }}}} {limits.currency} "
         f"per hour over the last {s.window}, against {usual} {limits.currency} per hour on "
-        f"average over the {s.baseline} before. A loop or a retry storm spends like this.",
+        f"average over its history before that (up to {s.baseline}). A loop or a retry storm "
+        "spends like this.",
         url(alerts.spend_spike),
     )
 
