@@ -87,32 +87,33 @@ def log(message: str) -> None:
 # --- the data set ---------------------------------------------------------------------------
 
 
-# Each agent's day-to-date when the bench starts, as a share of the daily limit, by agent % 5:
-# a bad day, the same whatever the hour: 3 in 5 agents over the warning threshold, 6 alerts
-# firing per 5 agents (warning; warning and critical; all three), 12,000 at 10,000 agents.
+# A bad day, the same whatever the hour the bench runs: at 00:00 UTC today each agent spent
+# a burst of its DAY_SHARES share of the daily limit (by agent % 5), on top of a steady pace of
+# PACE daily limits a day. 3 in 5 agents are over the warning threshold: 6 threshold alerts
+# firing per 5 agents (warning; warning and critical; all three), 12,000 at 10,000 agents, plus
+# the exhaustion forecasts of the 95 % agents in the hours when the pace would exhaust them.
 DAY_SHARES = (0.3, 0.6, 0.8, 0.95, 1.2)
+PACE = 0.1
 
 
 @dataclass
 class Dataset:
-    """N agents x 3 models; each series' counter grows by a fixed amount per minute, chosen so
-    that each agent's day-to-date at `now` is its DAY_SHARES share of `daily_limit`."""
+    """N agents x 3 models; each series' counter grows by a fixed amount per minute from the
+    data's start, plus a burst at 00:00 UTC today (`burst_at`)."""
 
     namespace: str
     agents: int
     interval: int
     start: int  # 00:00 UTC two days before today
-    now: int
+    burst_at: int  # 00:00 UTC today
     daily_limit: float
     labels: list[tuple[tuple[str, str], ...]] = field(default_factory=list)
     per_minute: list[float] = field(default_factory=list)
+    burst: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # Minutes since 00:00 UTC (at least an hour, so that a run just after midnight does
-        # not spend the limit in a few minutes).
-        minutes = max(self.now % DAY, 3600) / 60
         for agent in range(self.agents):
-            day_total = DAY_SHARES[agent % len(DAY_SHARES)] * self.daily_limit
+            share = DAY_SHARES[agent % len(DAY_SHARES)]
             for m, (provider, model) in enumerate(MODELS):
                 self.labels.append(
                     (
@@ -125,10 +126,16 @@ class Dataset:
                     )
                 )
                 # The three models spend 1/6, 2/6 and 3/6 of the agent's total.
-                self.per_minute.append(day_total / minutes * (m + 1) / 6)
+                self.per_minute.append(PACE * self.daily_limit / 1440 * (m + 1) / 6)
+                self.burst.append(share * self.daily_limit * (m + 1) / 6)
 
     def value(self, series: int, t: int) -> float:
-        return self.per_minute[series] * (t - self.start) / 60
+        burst = self.burst[series] if t >= self.burst_at else 0.0
+        return self.per_minute[series] * (t - self.start) / 60 + burst
+
+    def agent_value(self, agent: int, t: float) -> float:
+        """The sum of an agent's three counters at t."""
+        return sum(self.value(agent * len(MODELS) + m, int(t)) for m in range(len(MODELS)))
 
     def sample_times(self, t0: int, t1: int, fine_from: int) -> range | list[int]:
         """Raw sample times in [t0, t1): a minute apart, then --interval from `fine_from`."""
@@ -140,10 +147,6 @@ class Dataset:
         """Time of the last raw sample at or before t."""
         step = self.interval if t >= fine_from else HISTORY_INTERVAL
         return t - (t - self.start) % step
-
-    def agent_rate(self, agent: int) -> float:
-        """Spend per second of one agent (its three models)."""
-        return sum(self.per_minute[agent * len(MODELS) + m] for m in range(len(MODELS))) / 60
 
     def openmetrics_names(self) -> list[str]:
         out = []
@@ -162,9 +165,13 @@ def write_openmetrics(ds: Dataset, path: Path, t0: int, t1: int, fine_from: int)
     with path.open("w", buffering=1 << 22) as out:
         for t in ds.sample_times(t0, t1, fine_from):
             elapsed = t - ds.start
+            bursts = ds.burst if t >= ds.burst_at else [0.0] * len(rates)
             ts = f" {t}\n"
             out.write(
-                "".join(f"{n}{r * elapsed:.6f}{ts}" for n, r in zip(names, rates, strict=True))
+                "".join(
+                    f"{n}{r * elapsed + b:.6f}{ts}"
+                    for n, r, b in zip(names, rates, bursts, strict=True)
+                )
             )
             count += len(names)
         out.write("# EOF\n")
@@ -531,6 +538,7 @@ def sanity_checks(
     and at each midnight since, where the backfilled history was read.
     """
     rate = sum(ds.per_minute) / 60
+    burst = sum(ds.burst)
     since_period = max(ds.start, period_start(today, reset_day))
     out = []
     for series, since in (
@@ -544,6 +552,7 @@ def sanity_checks(
             continue
         at = float(result[0]["value"][1])
         expected = rate * (ds.last_sample(at, fine_from) - since)
+        expected += burst if since <= ds.burst_at <= at else 0.0
         # the window's own start, and each midnight since
         edges = 1 + max(0, (int(at) - since) // DAY)
         edge_s = HISTORY_INTERVAL + eval_s + backfill_s * edges
@@ -599,10 +608,11 @@ def synthesize_state(
             suffixes = [""] + (["_checkpoint"] if checkpoint else [])
             lines = [f"{hb}{x} {t} {t}\n" for hb in heartbeats for x in suffixes]
             for agent in range(ds.agents):
-                rate = ds.agent_rate(agent)
-                value = rate * (ds.last_sample(t, fine_from) - ds.start)
-                since_day = rate * max(0.0, ds.last_sample(day - 1, fine_from) - ds.start)
-                since_period = rate * max(0.0, ds.last_sample(period - 1, fine_from) - ds.start)
+                value = ds.agent_value(agent, ds.last_sample(t, fine_from))
+                since_day = ds.agent_value(agent, max(ds.start, ds.last_sample(day - 1, fine_from)))
+                since_period = ds.agent_value(
+                    agent, max(ds.start, ds.last_sample(period - 1, fine_from))
+                )
                 agent_id = f'{AGENT}="agent-{agent:05d}"'
                 proc = f'{agent_id},instance="proc-{agent // AGENTS_PER_PROCESS:03d}",job="bench"'
                 day_label = (
@@ -660,7 +670,7 @@ class Prepared:
 def prepare(args: argparse.Namespace, agents: int, interval: int, scratch: Path) -> Prepared:
     now = int(time.time())
     today = now - now % DAY
-    ds = Dataset(args.namespace, agents, interval, today - 2 * DAY, now, args.daily_limit)
+    ds = Dataset(args.namespace, agents, interval, today - 2 * DAY, today, args.daily_limit)
     work = scratch / f"n{agents}-i{interval}"
     template = work / "raw"
     template.mkdir(parents=True)

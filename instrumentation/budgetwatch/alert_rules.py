@@ -208,9 +208,10 @@ def _absent_alert(limits: Limits, runbook_base_url: str) -> dict[str, Any]:
     absent = Alerts(limits.namespace).telemetry_absent
     return {
         "alert": absent,
-        # Cost series existed in the last hour and none has had a sample for 5 minutes.
+        # Cost series existed in the last hour and none has had a sample for 5 minutes (the
+        # count recorded from them is then absent: one series to read, not every raw one).
         "expr": (
-            f"absent({names.cost_total})\nand on() (max_over_time({names.cost_series}[1h]) > 0)"
+            f"absent({names.cost_series})\nand on() (max_over_time({names.cost_series}[1h]) > 0)"
         ),
         "for": "5m",
         "labels": {SEVERITY_LABEL: "critical"},
