@@ -106,7 +106,8 @@ def _forecast_rules(names: Names, limits: Limits) -> list[dict[str, Any]]:
         _rule(rate, f"{names.agent_spend(f.rate_window)} / {duration_seconds(f.rate_window)}"),
         _rule(
             names.agent_forecast,
-            f"(\n  {names.agent_to_date(MONTHLY)}\n  + on({AGENT}) {rate} * on() group_left() {left}\n)\n"
+            f"(\n  {names.agent_to_date(MONTHLY)}\n"
+            f"  + on({AGENT}) {rate} * on() group_left() {left}\n)\n"
             f"and on({AGENT}) {names.agent_limit(MONTHLY)}\nand on() {old_enough}",
         ),
         _rule(
@@ -154,7 +155,11 @@ def early_warning_recording_group(limits: Limits, interval: str) -> dict[str, An
         *_forecast_rules(names, limits),
         *_spike_rules(names, limits),
     ]
-    return {"name": f"{limits.namespace}-budget-early-warning", "interval": interval, "rules": rules}
+    return {
+        "name": f"{limits.namespace}-budget-early-warning",
+        "interval": interval,
+        "rules": rules,
+    }
 
 
 # --- alerts ---------------------------------------------------------------------------------
@@ -186,9 +191,7 @@ def _forecast_alerts(limits: Limits, names: Names, alerts: Alerts, url: Any) -> 
     return [
         _alert(
             alerts.agent_forecast_overrun,
-            with_limit_label(
-                f"{names.agent_forecast_percent} >= 100", names.agent_limit(MONTHLY)
-            ),
+            with_limit_label(f"{names.agent_forecast_percent} >= 100", names.agent_limit(MONTHLY)),
             f.for_,
             labels,
             f"Agent {AGENT_TEXT} is on course to overrun its monthly budget",
@@ -217,9 +220,7 @@ def _burn_alerts(limits: Limits, names: Names, alerts: Alerts, url: Any) -> list
     return out
 
 
-def _burn_pair(
-    limits: Limits, names: Names, alerts: Alerts, url: Any, pair: BurnPair
-) -> list[Any]:
+def _burn_pair(limits: Limits, names: Names, alerts: Alerts, url: Any, pair: BurnPair) -> list[Any]:
     factor = number(pair.factor)
     labels = {
         LONG_WINDOW_LABEL: pair.long,
@@ -281,7 +282,7 @@ def _spike_alert(limits: Limits, names: Names, alerts: Alerts, url: Any) -> dict
         s.for_,
         {SEVERITY_LABEL: "critical"},
         f"Agent {AGENT_TEXT} is spending {number(s.factor)}x its usual rate or more",
-        f"Agent {AGENT_TEXT} spent at {{{{ $value | printf \"%.2f\" }}}} {limits.currency} "
+        f'Agent {AGENT_TEXT} spent at {{{{ $value | printf "%.2f" }}}} {limits.currency} '
         f"per hour over the last {s.window}, against {usual} {limits.currency} per hour on "
         f"average over its history before that (up to {s.baseline}). A loop or a retry storm "
         "spends like this.",

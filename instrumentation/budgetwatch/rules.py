@@ -271,11 +271,13 @@ def _running_total_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, 
     evaluation longer than the recovery span it starts again from 0 (docs/rules.md)."""
     running = names.running_total
     resumed = f"absent({c.heartbeat})"
+    carried = f"{running} or {_recovered(running, resumed, t)}"
+    added = f"sum by ({c.by_result}) ({c.level}:increase)"
     expr = (
         f"sum by ({c.by_result}) (\n"
-        f'  label_replace({running} or {_recovered(running, resumed, t)}, "part", "carried", "", "")\n'
+        f'  label_replace({carried}, "part", "carried", "", "")\n'
         f"  or\n"
-        f'  label_replace(sum by ({c.by_result}) ({c.level}:increase), "part", "increase", "", "")\n'
+        f'  label_replace({added}, "part", "increase", "", "")\n'
         f")"
     )
     return [_rule(running, expr), _checkpoint_rule(running, t)]

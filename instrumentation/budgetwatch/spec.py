@@ -509,6 +509,8 @@ class Names:
         """Every series a dashboard may query -> what produces it."""
         found = dict.fromkeys(self.published(), "rules")
         found[self.agent_cost_partial] = "rules, while a figure is a lower bound only"
+        for name in self.forecasts():
+            found[name] = "rules, only once the billing period is forecast.min_history old"
         found["ALERTS"] = "rules"  # Prometheus's own series of pending and firing alerts
         for name in self.raw():
             found[name] = "instrumentation"
@@ -549,7 +551,7 @@ class Counter:
 
 
 # Origin of the early-warning helpers: empty until the series has the history it needs.
-HISTORY_HELPER: Final = "early-warning helper rules, once the history they need exists"
+HISTORY_HELPER: Final = "early-warning helper rules, only once the history they need exists"
 
 # Series of the pipeline's other parts that the pipeline-health dashboard reads.
 EXTERNAL_SERIES: Final[Mapping[str, str]] = {

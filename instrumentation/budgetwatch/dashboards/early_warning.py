@@ -94,10 +94,7 @@ def agent_panels(n: Names, limits: Limits) -> list[PanelDef | Row]:
             "Burn rate",
             "Spend rate over each burn-rate alert's long window as a multiple of the even pace "
             "(monthly limit / length of the billing period): 1 spends exactly the limit.",
-            [
-                Query(f"{n.agent_burn_rate(w)}{SEL}", legend(AGENT, suffix=w))
-                for w in windows
-            ],
+            [Query(f"{n.agent_burn_rate(w)}{SEL}", legend(AGENT, suffix=w)) for w in windows],
             unit="ratio",
             width=12,
             height=8,
