@@ -5,6 +5,7 @@ checks what the limits file controls and the errors a person gets."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -66,16 +67,14 @@ def test_alerts_follow_the_file() -> None:
 
 def test_long_windows_read_one_sample_per_agent_never_a_range_over_days() -> None:
     """The performance bar: no range selector longer than the checkpoint fallback."""
-    import re
-
     for rule in _group(BASE, RECORDING_FILE, "early-warning"):
         for rng in re.findall(r"\[(\w+)\]", rule["expr"]):
             assert rng == "30m", (rule["record"], rng)
-    baseline = [
+    baseline = next(
         r
         for r in _group(BASE, RECORDING_FILE, "early-warning")
         if r["record"] == "synthorg:agent_cost:hourly_baseline"
-    ][0]
+    )
     # 7 days of history in whole days: 7 terms, the longest first.
     assert baseline["expr"].count("offset 1h -") == 7
     assert baseline["expr"].index("offset 608400s") < baseline["expr"].index("offset 90000s")
