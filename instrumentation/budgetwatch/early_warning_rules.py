@@ -48,7 +48,7 @@ def _at(names: Names, ago: str) -> str:
 
 def windows(limits: Limits) -> list[str]:
     """Every trailing window a rule needs a spend figure for, shortest first."""
-    found = {limits.spike.window, limits.forecast.rate_window}
+    found = {limits.forecast.rate_window}
     for pair in limits.burn_rate.pairs:
         found |= {pair.long, pair.short}
     return sorted(found, key=duration_seconds)
@@ -131,15 +131,17 @@ def _spike_rules(names: Names, limits: Limits) -> list[dict[str, Any]]:
     the recent window: the longest whole number of `min_history` steps the agent has."""
     s = limits.spike
     window_s, step_s = duration_seconds(s.window), duration_seconds(s.min_history)
-    recent = names.agent_spend(s.window)
+    running = names.running_total
+    # Read here rather than from the other group's increase<window>: same instant as below.
+    recent = f"({running} - on({AGENT}) {running} offset {s.window}) >= 0"
     if window_s != 3600:
-        recent = f"{recent} * {number(3600 / window_s)}"
+        recent = f"({recent}) * {number(3600 / window_s)}"
     terms = []
     for k in range(s.history_steps, 0, -1):
         back = f"{window_s + k * step_s}s"
         terms.append(
-            f"(\n  ({names.running_total} offset {s.window} - on({AGENT}) "
-            f"{names.running_total} offset {back}) >= 0\n) / {number(k * step_s / 3600)}"
+            f"(\n  ({running} offset {s.window} - on({AGENT}) "
+            f"{running} offset {back}) >= 0\n) / {number(k * step_s / 3600)}"
         )
     return [
         _rule(names.agent_spend_hourly, recent),
@@ -147,19 +149,21 @@ def _spike_rules(names: Names, limits: Limits) -> list[dict[str, Any]]:
     ]
 
 
-def early_warning_recording_group(limits: Limits, interval: str) -> dict[str, Any]:
+def early_warning_recording_groups(limits: Limits, interval: str) -> list[dict[str, Any]]:
+    """Two groups: burn rates and forecast, and the spike's baseline (a week of history reads
+    per agent) on its own, so that each stays cheap per evaluation and Prometheus can run them
+    side by side."""
     names = Names(limits.namespace)
     rules = [
         *_spend_rules(names, limits),
         *_burn_rules(names, limits),
         *_forecast_rules(names, limits),
-        *_spike_rules(names, limits),
     ]
-    return {
-        "name": f"{limits.namespace}-budget-early-warning",
-        "interval": interval,
-        "rules": rules,
-    }
+    ns = limits.namespace
+    return [
+        {"name": f"{ns}-budget-early-warning", "interval": interval, "rules": rules},
+        {"name": f"{ns}-budget-spike", "interval": interval, "rules": _spike_rules(names, limits)},
+    ]
 
 
 # --- alerts ---------------------------------------------------------------------------------
@@ -314,4 +318,4 @@ def early_warning_alert_group(
     }
 
 
-__all__ = ["early_warning_alert_group", "early_warning_recording_group", "windows"]
+__all__ = ["early_warning_alert_group", "early_warning_recording_groups", "windows"]

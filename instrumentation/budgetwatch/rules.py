@@ -31,7 +31,7 @@ from typing import Any
 import yaml
 
 from .alert_rules import ALERTS_FILE, DEFAULT_RUNBOOK_BASE_URL, alert_groups, alert_names
-from .early_warning_rules import early_warning_alert_group, early_warning_recording_group
+from .early_warning_rules import early_warning_alert_group, early_warning_recording_groups
 from .limit_rules import limit_rules
 from .limits import Limits
 from .promql import indent as _indent
@@ -385,7 +385,7 @@ def recording_groups(
     return [
         {"name": f"{limits.namespace}-budget-cost", "interval": interval, "rules": cost_rules},
         {"name": f"{limits.namespace}-budget-tasks", "interval": interval, "rules": task_rules},
-        early_warning_recording_group(limits, interval),
+        *early_warning_recording_groups(limits, interval),
     ]
 
 

@@ -37,6 +37,7 @@ def test_bench_reports_every_group_and_its_figures_match_the_data(tmp_path: Path
         "synthorg-budget-cost",
         "synthorg-budget-tasks",
         "synthorg-budget-early-warning",
+        "synthorg-budget-spike",
         "synthorg-budget-alerts",
         "synthorg-budget-early-warning-alerts",
     )

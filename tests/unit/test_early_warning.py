@@ -72,12 +72,14 @@ def test_alerts_follow_the_file() -> None:
 
 def test_long_windows_read_one_sample_per_agent_never_a_range_over_days() -> None:
     """The performance bar: no range selector longer than the checkpoint fallback."""
-    for rule in _group(BASE, RECORDING_FILE, "early-warning"):
+    for rule in _group(BASE, RECORDING_FILE, "early-warning") + _group(
+        BASE, RECORDING_FILE, "spike"
+    ):
         for rng in re.findall(r"\[(\w+)\]", rule["expr"]):
             assert rng == "30m", (rule["record"], rng)
     baseline = next(
         r
-        for r in _group(BASE, RECORDING_FILE, "early-warning")
+        for r in _group(BASE, RECORDING_FILE, "spike")
         if r["record"] == "synthorg:agent_cost:hourly_baseline"
     )
     # 7 days of history in whole days: 7 terms, the longest first.
