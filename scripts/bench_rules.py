@@ -659,7 +659,7 @@ def _early_warning_offsets() -> list[int]:
     spike = limits.spike
     offsets = {duration_seconds(w) for w in windows(limits)}
     step, recent = duration_seconds(spike.min_history), duration_seconds(spike.window)
-    offsets |= {recent + k * step for k in range(1, spike.history_steps + 1)}
+    offsets |= {recent + k * step for k in range(0, spike.history_steps + 1)}
     return sorted(offsets)
 
 
