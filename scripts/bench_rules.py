@@ -596,21 +596,31 @@ def synthesize_state(
     last sample before each window's start. Written every 5 minutes over the last 7 hours
     (what the recovery reads, 6 h, and the last hour's rate read) and one minute before each
     midnight (what the period's long recovery reads), with the rules' sparse copies (a
-    checkpoint every 15 minutes, the period total at each day's end). The live rules continue
-    from it: the accuracy check then judges what they add.
+    checkpoint every 15 minutes, the period total at each day's end), and the running total
+    also around each instant the early-warning rules read it back (up to a week and an hour
+    ago). The live rules continue from it: the accuracy check then judges what they add.
     """
     names = Names(ds.namespace)
     cost = names.cost_counter
+    running = names.running_total
     heartbeats = (cost.heartbeat, names.tasks_counter.heartbeat)
     day_acc = names.accumulator(cost.acc_level, DAILY)
     period_acc = names.accumulator(cost.acc_level, MONTHLY)
     day_end = names.day_end(cost.acc_level)
     times = set(range(end - 7 * 3600 - (end % 300), end - 60, 300))
     times |= {d - 60 for d in range(ds.start + DAY, end, DAY)}
+    # The running total only, further back (agents had spent 0 before the data starts, so
+    # every read finds a value, as for agents with a week of history).
+    dense_from = end - 7 * 3600 - (end % 300)
+    running_only = {t for t in _running_total_times(end) if t < dense_from}
+    times |= running_only
     path = scratch / "state.om"
     count = 0
     with path.open("w", buffering=1 << 22) as out:
-        for t in sorted(t for t in times if t > ds.start):
+        for t in sorted(t for t in times if t > ds.start or t in running_only):
+            if t in running_only:
+                count += _write_running_total(ds, t, fine_from, out, running)
+                continue
             day = t - t % DAY
             period = period_start(day, reset_day)
             # The rules' sparse copies: a checkpoint every 15 minutes, the period at day end.
@@ -635,6 +645,7 @@ def synthesize_state(
                 lines.append(f"{cost.level}:sum{{{proc}}} {value:.6f} {t}\n")
                 for x in suffixes:
                     lines += [
+                        f"{running}{x}{{{agent_id}}} {value:.6f} {t}\n",
                         f"{cost.level}:last{x}{{{proc}}} {value:.6f} {t}\n",
                         f"{day_acc}{x}{day_label}",
                         f"{period_acc}{x}{period_label}",
@@ -646,6 +657,42 @@ def synthesize_state(
         out.write("# EOF\n")
     import_openmetrics(path, data_dir)
     return count
+
+
+def _early_warning_offsets() -> list[int]:
+    """How far back the early-warning rules read the running total (default limits)."""
+    from budgetwatch.early_warning_rules import windows
+    from budgetwatch.limits import load_limits
+    from budgetwatch.limits_early_warning import duration_seconds
+
+    limits = load_limits(ROOT / "limits.yaml")
+    spike = limits.spike
+    offsets = {duration_seconds(w) for w in windows(limits)}
+    step, recent = duration_seconds(spike.min_history), duration_seconds(spike.window)
+    offsets |= {recent + k * step for k in range(0, spike.history_steps + 1)}
+    return sorted(offsets)
+
+
+def _write_running_total(ds: Dataset, t: int, fine_from: int, out: Any, running: str) -> int:
+    suffixes = [""] + (["_checkpoint"] if t % 900 == 0 else [])
+    lines = []
+    for agent in range(ds.agents):
+        value = ds.agent_value(agent, ds.last_sample(t, fine_from)) if t > ds.start else 0.0
+        agent_id = f'{{{AGENT}="agent-{agent:05d}"}}'
+        lines += [f"{running}{x}{agent_id} {value:.6f} {t}\n" for x in suffixes]
+    out.write("".join(lines))
+    return len(lines)
+
+
+def _running_total_times(end: int) -> set[int]:
+    """Where the early-warning rules read the running total back: around now minus each
+    window (3 days, a week before the last hour...), every 5 minutes from 10 minutes before to
+    30 minutes after, so that every evaluation of the bench finds one sample."""
+    times: set[int] = set()
+    for offset in _early_warning_offsets():
+        at = end - offset
+        times |= set(range(at - 600 - at % 300, at + 1800, 300))
+    return times
 
 
 @dataclass

@@ -5,7 +5,9 @@
 Renders the rules from the limits file, starts our otelcol, Prometheus and Alertmanager
 (built by `make tools`) on loopback, runs a SynthOrg-like organization of agents recording
 through BudgetTelemetry (the intern overspends its daily budget so alerts fire within
-minutes), and shows a live table per agent read back from Prometheus and Alertmanager.
+minutes; eng-qa gets stuck in a loop after --loop-after seconds and AgentSpendSpike fires about
+half a minute later, the spike alert's windows being put on the demo's scale), and shows a
+live table per agent read back from Prometheus and Alertmanager.
 With GRAFANA_URL and GRAFANA_TOKEN set it also imports the datasource and dashboards into
 that Grafana through its HTTP API. Ctrl-C (or the end of --seconds) stops everything.
 Everything it writes goes under --workdir (default out/demo), recreated on each run.
@@ -35,7 +37,6 @@ from budgetwatch.dev.stack import (
     Ports,
     Stack,
     port_free,
-    render_rules,
     running_stack,
 )
 from budgetwatch.spec import AGENT, DAILY, MONTHLY, Alerts, Names
@@ -53,6 +54,14 @@ AGENTS: dict[str, tuple[str, float, float]] = {
     "intern": ("claude-opus-4", 0.070, 0.50),
 }
 PROVIDERS = {"claude": "anthropic", "gpt": "openai"}
+# From --loop-after seconds on, one agent is stuck in a loop: a big model, 20 times as many
+# calls (about 100x its usual spend), to show the runaway-agent alert (AgentSpendSpike).
+LOOP_AGENT = "eng-qa"
+LOOP: tuple[str, float, float] = ("claude-opus-4", 0.020, 6.0)
+# The spike alert on the demo's time scale (the limits file's factor and min_hourly are kept):
+# the last 40 s against the agent's average over the 40-second steps before it (up to 8).
+# With the defaults (1 h against 7 days, 1 day of history first) nothing would fire in a demo.
+DEMO_SPIKE = {"window": "40s", "baseline": "320s", "min_history": "40s", "for": "10s"}
 # A task's life: created (nobody assigned yet) -> assigned -> in_progress -> an end state.
 END_STATES = ["completed"] * 6 + ["failed", "blocked", "cancelled"]
 
@@ -69,9 +78,15 @@ class Organization:
 
     rng: random.Random
     tasks: list[Task] = field(default_factory=list)
+    loop_after: float = 0  # seconds; 0 = nobody loops
+    elapsed: float = 0
 
     def tick(self, telemetry: Any, dt: float) -> None:
+        self.elapsed += dt
+        looping = self.loop_after > 0 and self.elapsed >= self.loop_after
         for agent, (model, cost, rate) in AGENTS.items():
+            if looping and agent == LOOP_AGENT:
+                model, cost, rate = LOOP
             calls = sum(1 for _ in range(4) if self.rng.random() < rate * dt / 4)
             for _ in range(calls):
                 provider = PROVIDERS["claude" if model.startswith("claude") else "gpt"]
@@ -313,6 +328,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--interval", default="5s", help="rule evaluation and scrape interval")
     p.add_argument("--refresh", type=float, default=3.0, help="table refresh, seconds")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument(
+        "--loop-after",
+        type=float,
+        default=100,
+        help=f"seconds until {LOOP_AGENT} gets stuck in a loop (0: never)",
+    )
     return p.parse_args(argv)
 
 
@@ -341,13 +362,18 @@ class Run:
 
     started: float = field(default_factory=time.monotonic)
     fired: set[str] = field(default_factory=set)
+    first_seen: dict[str, float] = field(default_factory=dict)  # alert -> seconds into the run
     last: Snapshot | None = None
     failed: str = ""
 
     def saw(self, snapshot: Snapshot) -> None:
         self.last = snapshot
+        now = round(time.monotonic() - self.started, 1)
         for agent, names in snapshot.alerts.items():
-            self.fired.update(f"{n}{{{agent}}}" for n in names)
+            seen = {f"{n}{{{agent}}}" for n in names}
+            self.fired.update(seen)
+            for name in seen:
+                self.first_seen.setdefault(name, now)
 
 
 def prepare(args: argparse.Namespace) -> tuple[Ports, Any, list[Path]]:
@@ -378,7 +404,26 @@ def prepare(args: argparse.Namespace) -> tuple[Ports, Any, list[Path]]:
     work: Path = args.workdir
     shutil.rmtree(work, ignore_errors=True)  # each run starts from an empty day
     work.mkdir(parents=True)
-    return ports, limits, render_rules(args.limits, work / "rules", args.interval)
+    return ports, limits, _render_demo_rules(args, limits, work / "rules")
+
+
+def _render_demo_rules(args: argparse.Namespace, limits: Any, out: Path) -> list[Path]:
+    """The limits file's rules, with the spike alert on the demo's time scale."""
+    from budgetwatch.limits_early_warning import Spike
+    from budgetwatch.rules import render_rule_files
+
+    spike = Spike.model_validate(
+        {**DEMO_SPIKE, "factor": limits.spike.factor, "min_hourly": limits.spike.min_hourly}
+    )
+    demo = limits.model_copy(update={"spike": spike})
+    out.mkdir(parents=True)
+    paths = []
+    for name, text in render_rule_files(
+        demo, args.limits.name, evaluation_interval=args.interval
+    ).items():
+        (out / name).write_text(text)
+        paths.append(out / name)
+    return paths
 
 
 def announce(args: argparse.Namespace, limits: Any, stack: Stack) -> None:
@@ -392,6 +437,8 @@ def announce(args: argparse.Namespace, limits: Any, stack: Stack) -> None:
         f"  OTLP          {stack.collector.otlp_http} (HTTP), "
         f"127.0.0.1:{stack.collector.grpc_port} (gRPC)\n"
         f"  logs          {stack.workdir}/*/*.log\n"
+        f"  {LOOP_AGENT} gets stuck in a loop after {args.loop_after:g} s: watch for "
+        f"AgentSpendSpike (spike windows on the demo's scale: {DEMO_SPIKE})\n"
         "  Ctrl-C stops everything.\n",
         flush=True,
     )
@@ -415,7 +462,7 @@ def simulate(args: argparse.Namespace, limits: Any, stack: Stack, stop: Stop, ru
         export_interval_s=2.0,
     )
     try:
-        org = Organization(random.Random(args.seed))
+        org = Organization(random.Random(args.seed), loop_after=args.loop_after)
         reader = Reader(stack.prometheus.url, stack.alertmanager.url, limits.namespace)
         interactive = sys.stdout.isatty()
         next_table = 0.0
@@ -475,6 +522,8 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(time.monotonic() - state.started, 1),
         "agents": {a: r["spend"] for a, r in (state.last.rows.items() if state.last else [])},
         "alerts_seen": sorted(state.fired),
+        "first_seen_s": state.first_seen,
+        "loop_after_s": args.loop_after,
         "notifications": notifications,
     }
     print(f"demo stopped ({stop.reason}); everything shut down.")

@@ -242,3 +242,8 @@ def alert_groups(
         for alert in alerts:
             alert["for"] = for_duration
     return [{"name": f"{limits.namespace}-budget-alerts", "interval": interval, "rules": alerts}]
+
+
+# Shared with budgetwatch.early_warning_rules.
+AGENT_TEXT = _AGENT_TEXT
+with_limit_label = _with_limit_label

@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from .limits_early_warning import BurnRate, Forecast, Spike
 from .limits_values import (
     MAX_AGENT_ID_LENGTH,
     PathPart,
@@ -189,6 +190,10 @@ class Limits(_Model):
     currency: str = "USD"
     billing: Billing = Billing()
     thresholds: Thresholds = Thresholds()
+    # early warning (docs/limits.md): optional, with defaults
+    forecast: Forecast = Forecast()
+    burn_rate: BurnRate = BurnRate()
+    spike: Spike = Spike()
     revisions: list[Revision]
 
     @field_validator("namespace")

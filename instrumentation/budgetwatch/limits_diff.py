@@ -151,6 +151,41 @@ def _settings_changes(old: Limits, new: Limits) -> list[str]:
         before, after = getattr(old.thresholds, level), getattr(new.thresholds, level)
         if before != after:
             lines.append(f"thresholds.{level}: {before:g}% -> {after:g}%")
+    return lines + _early_warning_changes(old, new)
+
+
+def _text(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float | int) else str(value)
+
+
+def _early_warning_changes(old: Limits, new: Limits) -> list[str]:
+    """The forecast, burn_rate and spike sections, field by field (defaults included)."""
+    lines = []
+    for section in ("forecast", "spike"):
+        before, after = getattr(old, section), getattr(new, section)
+        for name, field in type(before).model_fields.items():
+            a, b = getattr(before, name), getattr(after, name)
+            if a != b:
+                lines.append(f"{section}.{field.alias or name}: {_text(a)} -> {_text(b)}")
+    if old.burn_rate.for_ != new.burn_rate.for_:
+        lines.append(f"burn_rate.for: {old.burn_rate.for_} -> {new.burn_rate.for_}")
+
+    def pairs(limits: Limits) -> dict[tuple[str, str], str]:
+        return {
+            (p.long, p.short): f"{_text(p.factor)}x {p.severity}"
+            for p in limits.burn_rate.fastest_first()
+        }
+
+    before_pairs, after_pairs = pairs(old), pairs(new)
+    for key in sorted(before_pairs.keys() | after_pairs.keys()):
+        a, b = before_pairs.get(key), after_pairs.get(key)
+        name = f"burn_rate pair {key[0]}/{key[1]}"
+        if a is None:
+            lines.append(f"{name}: added ({b})")
+        elif b is None:
+            lines.append(f"{name}: removed (was {a})")
+        elif a != b:
+            lines.append(f"{name}: {a} -> {b}")
     return lines
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from .alert_rules import ALERTS_FILE, DEFAULT_RUNBOOK_BASE_URL, alert_groups, alert_names
+from .early_warning_rules import early_warning_alert_group, early_warning_recording_groups
 from .limit_rules import limit_rules
 from .limits import Limits
 from .promql import indent as _indent
@@ -250,6 +251,7 @@ def _cost_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, Any]]:
             f"{period_acc} and on() (vector(time()) % {long_step} >= "
             f"{long_step - _duration_seconds(t.interval)})",
         ),
+        *_running_total_rules(names, c, t),
         _partial_rule(names, c, day, None, t),
         _partial_rule(
             names,
@@ -260,6 +262,25 @@ def _cost_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, Any]]:
         ),
     ]
     return rules + _published_cost_rules(names, c)
+
+
+def _running_total_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, Any]]:
+    """Per agent, every increase ever counted, carried like the accumulators but never reset:
+    the early-warning rules read its differences over trailing windows (one sample per agent
+    and window) without caring where a day or a billing period starts. After a gap in rule
+    evaluation longer than the recovery span it starts again from 0 (docs/rules.md)."""
+    running = names.running_total
+    resumed = f"absent({c.heartbeat})"
+    carried = f"{running} or {_recovered(running, resumed, t)}"
+    added = f"sum by ({c.by_result}) ({c.level}:increase)"
+    expr = (
+        f"sum by ({c.by_result}) (\n"
+        f'  label_replace({carried}, "part", "carried", "", "")\n'
+        f"  or\n"
+        f'  label_replace({added}, "part", "increase", "", "")\n'
+        f")"
+    )
+    return [_rule(running, expr), _checkpoint_rule(running, t)]
 
 
 def _published_cost_rules(names: Names, c: Counter) -> list[dict[str, Any]]:
@@ -368,6 +389,7 @@ def recording_groups(
     return [
         {"name": f"{limits.namespace}-budget-cost", "interval": interval, "rules": cost_rules},
         {"name": f"{limits.namespace}-budget-tasks", "interval": interval, "rules": task_rules},
+        *early_warning_recording_groups(limits, interval),
     ]
 
 
@@ -415,6 +437,9 @@ def render_rule_files(
     calendar), for tests that cannot wait.
     """
     alerts = alert_groups(limits, runbook_base_url, evaluation_interval, for_duration)
+    alerts.append(
+        early_warning_alert_group(limits, runbook_base_url, evaluation_interval, for_duration)
+    )
     recording = recording_groups(limits, evaluation_interval, timing)
     return {
         RECORDING_FILE: _dump(recording, source),

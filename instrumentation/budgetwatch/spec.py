@@ -45,6 +45,9 @@ LIMIT_LABEL: Final = "limit"  # the limit in force, joined onto agent alerts
 # rules of one alertname need distinct labels.
 FIGURE_LABEL: Final = "figure"
 LOWER_BOUND: Final = "lower_bound"
+# Burn-rate alerts name the pair of windows they compare (contract section 8).
+LONG_WINDOW_LABEL: Final = "long_window"
+SHORT_WINDOW_LABEL: Final = "short_window"
 
 
 @dataclass(frozen=True)
@@ -249,12 +252,42 @@ class Alerts:
     def telemetry_absent(self) -> str:
         return f"{self.prefix}BudgetTelemetryAbsent"
 
+    # early warning (contract section 8)
+    @property
+    def org_forecast_overrun(self) -> str:
+        return f"{self.prefix}BudgetForecastOverrun"
+
+    @property
+    def agent_forecast_overrun(self) -> str:
+        return f"{self.prefix}AgentBudgetForecastOverrun"
+
+    @property
+    def org_burn_rate(self) -> str:
+        return f"{self.prefix}BudgetBurnRateHigh"
+
+    @property
+    def agent_burn_rate(self) -> str:
+        return f"{self.prefix}AgentBudgetBurnRateHigh"
+
+    @property
+    def spend_spike(self) -> str:
+        return f"{self.prefix}AgentSpendSpike"
+
+    def early_warning(self) -> tuple[str, ...]:
+        return (
+            self.org_forecast_overrun,
+            self.agent_forecast_overrun,
+            self.org_burn_rate,
+            self.agent_burn_rate,
+            self.spend_spike,
+        )
+
     def anchors(self) -> dict[str, str]:
         """alertname -> runbook anchor id (the alertname without the prefix, kebab-case)."""
         names = [
             name for level in LEVELS for name in (self.agent_budget(level), self.org_budget(level))
         ]
-        names += [self.exhaustion_forecast, self.telemetry_absent]
+        names += [self.exhaustion_forecast, self.telemetry_absent, *self.early_warning()]
         return {name: _kebab(name.removeprefix(self.prefix)) for name in names}
 
 
@@ -339,6 +372,31 @@ class Names:
     def exhaustion_seconds(self) -> str:
         return f"{self.ns}_agent_budget_{DAILY.name}_exhaustion_seconds"
 
+    # early warning (section 8): spend expected by the end of the billing period
+    @property
+    def org_forecast(self) -> str:
+        return f"{self.ns}_budget_period_forecast"
+
+    @property
+    def org_forecast_percent(self) -> str:
+        return f"{self.ns}_budget_period_forecast_percent"
+
+    @property
+    def agent_forecast(self) -> str:
+        return f"{self.ns}_agent_budget_period_forecast"
+
+    @property
+    def agent_forecast_percent(self) -> str:
+        return f"{self.ns}_agent_budget_period_forecast_percent"
+
+    def forecasts(self) -> tuple[str, ...]:
+        return (
+            self.org_forecast,
+            self.org_forecast_percent,
+            self.agent_forecast,
+            self.agent_forecast_percent,
+        )
+
     def published(self) -> tuple[str, ...]:
         """Every series of contract sections 5 and 8 the recording rules publish."""
         per_window = [
@@ -358,6 +416,7 @@ class Names:
             self.agent_tasks_day_to_date,
             self.limits_info,
             self.agent_cost_partial,
+            *self.forecasts(),
         )
 
     # helper series (level:metric:operations; not part of the contract)
@@ -374,6 +433,42 @@ class Names:
     @property
     def agent_rate(self) -> str:
         return self.helper("agent_cost", "rate1h")
+
+    @property
+    def running_total(self) -> str:
+        """Per agent: every increase ever counted, never reset (no window label): differences
+        of it over any trailing window are the spend in that window, across period starts."""
+        return self.helper("agent_cost", "running_total")
+
+    def agent_spend(self, window: str) -> str:
+        """Per agent: spend over the trailing `window` (a Prometheus duration, `1h`)."""
+        return self.helper("agent_cost", f"increase{window}")
+
+    def agent_burn_rate(self, window: str) -> str:
+        """Per agent with a monthly limit: spend rate over `window` / even pace of the limit."""
+        return self.helper("agent_budget", f"burn_rate{window}")
+
+    def org_burn_rate(self, window: str) -> str:
+        return self.helper("budget", f"burn_rate{window}")
+
+    @property
+    def agent_spend_baseline(self) -> str:
+        """Per agent: average hourly spend over the trailing baseline (spike alert)."""
+        return self.helper("agent_cost", "hourly_baseline")
+
+    @property
+    def agent_spend_hourly(self) -> str:
+        """Per agent: spend over the spike window, as an hourly rate."""
+        return self.helper("agent_cost", "hourly_recent")
+
+    @property
+    def agent_forecast_rate(self) -> str:
+        """Per agent: the trailing rate the period forecast projects with (per second)."""
+        return self.helper("agent_cost", "forecast_rate")
+
+    @property
+    def early_warning_heartbeat(self) -> str:
+        return self.helper("budget_early_warning_rules", "evaluated")
 
     @property
     def cost_series(self) -> str:
@@ -414,10 +509,20 @@ class Names:
         """Every series a dashboard may query -> what produces it."""
         found = dict.fromkeys(self.published(), "rules")
         found[self.agent_cost_partial] = "rules, while a figure is a lower bound only"
+        for name in self.forecasts():
+            found[name] = "rules, only once the billing period is forecast.min_history old"
         found["ALERTS"] = "rules"  # Prometheus's own series of pending and firing alerts
         for name in self.raw():
             found[name] = "instrumentation"
         found[self.dropped_total] = "instrumentation, after a dropped event only"
+        # Early-warning helpers the dashboards read (the default burn-rate windows): they need
+        # history, see docs/rules.md.
+        for name in (
+            *(self.agent_burn_rate(w) for w in ("1h", "6h", "3d")),
+            self.agent_spend_hourly,
+            self.agent_spend_baseline,
+        ):
+            found[name] = HISTORY_HELPER
         return {**found, **EXTERNAL_SERIES}
 
 
@@ -444,6 +549,9 @@ class Counter:
     def by_result(self) -> str:
         return ", ".join(self.keep)
 
+
+# Origin of the early-warning helpers: empty until the series has the history it needs.
+HISTORY_HELPER: Final = "early-warning helper rules, only once the history they need exists"
 
 # Series of the pipeline's other parts that the pipeline-health dashboard reads.
 EXTERNAL_SERIES: Final[Mapping[str, str]] = {

@@ -33,7 +33,15 @@ def test_bench_reports_every_group_and_its_figures_match_the_data(tmp_path: Path
     result = _bench(tmp_path, "--baseline-rules", "")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
-    for group in ("synthorg-budget-cost", "synthorg-budget-tasks", "synthorg-budget-alerts"):
+    groups = (
+        "synthorg-budget-cost",
+        "synthorg-budget-tasks",
+        "synthorg-budget-early-warning",
+        "synthorg-budget-spike",
+        "synthorg-budget-alerts",
+        "synthorg-budget-early-warning-alerts",
+    )
+    for group in groups:
         assert f"| 20 | 10 s | new | {group} |" in out, out
     assert "synthorg_cost_period_to_date" in out and "| NO |" not in out, out
 

@@ -53,8 +53,11 @@ def _summary(stdout: str) -> dict[str, Any]:
     return result
 
 
-def test_bounded_demo_shows_spend_and_the_intern_alert(tmp_path: Path) -> None:
-    seconds = 100
+def test_bounded_demo_shows_spend_the_intern_alert_and_the_looping_agent(tmp_path: Path) -> None:
+    # eng-qa loops from 100 s on (the demo's default --loop-after); its spike alert, on the
+    # demo's time scale (40 s against the 40-second steps before, for: 10s), fires within
+    # 45 s of the loop's start (measured: pending after 12 s, firing after 22 s).
+    seconds = 160
     started = time.monotonic()
     result = subprocess.run(
         _argv(tmp_path, seconds, _free_ports()),
@@ -78,6 +81,13 @@ def test_bounded_demo_shows_spend_and_the_intern_alert(tmp_path: Path) -> None:
     assert any(a.endswith("{intern}") and "AgentBudget" in a for a in summary["alerts_seen"]), (
         summary["alerts_seen"]
     )
+    looped = summary["loop_after_s"]
+    assert looped == 100
+    spike = "AgentSpendSpike(firing){eng-qa}"
+    assert spike in summary["first_seen_s"], summary["alerts_seen"]
+    assert summary["first_seen_s"][spike] <= looped + 45, summary["first_seen_s"]
+    # Nobody else spikes: the other agents keep their pace.
+    assert [a for a in summary["alerts_seen"] if "SpendSpike" in a and "eng-qa" not in a] == []
     assert "intern" in result.stdout and "daily %" in result.stdout  # the table was shown
     assert "everything shut down" in result.stdout
     assert took < seconds + 90, f"the demo took {took:.0f}s to stop"

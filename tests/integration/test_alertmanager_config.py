@@ -135,6 +135,42 @@ ROUTE_CASES: list[tuple[str, dict[str, str], str]] = (
             {"alertname": f"{NS}BudgetTelemetryAbsent", "severity": "critical"},
             "budget-critical",
         ),
+        (
+            "forecast-overrun",
+            {
+                "alertname": f"{NS}AgentBudgetForecastOverrun",
+                "gen_ai_agent_id": "cto",
+                "window": "monthly",
+                "severity": "warning",
+            },
+            "budget-webhook",
+        ),
+        (
+            "burn-fast",
+            {
+                "alertname": f"{NS}AgentBudgetBurnRateHigh",
+                "gen_ai_agent_id": "cto",
+                "long_window": "1h",
+                "short_window": "5m",
+                "severity": "critical",
+            },
+            "budget-critical",
+        ),
+        (
+            "burn-slow",
+            {
+                "alertname": f"{NS}BudgetBurnRateHigh",
+                "long_window": "3d",
+                "short_window": "6h",
+                "severity": "warning",
+            },
+            "budget-webhook",
+        ),
+        (
+            "spike",
+            {"alertname": f"{NS}AgentSpendSpike", "gen_ai_agent_id": "cto", "severity": "critical"},
+            "budget-critical",
+        ),
         # Anything else (no severity) still reaches someone.
         ("unlabelled", {"alertname": "SomethingElse"}, "budget-webhook"),
     ]
@@ -322,6 +358,65 @@ def test_inhibition_and_notifications(
         assert n["receiver"] == want_receiver, n
     assert got[_key(agent("warning", "intern"))]["commonLabels"]["gen_ai_agent_id"] == "intern"
     assert got[_key(agent("exhausted", "cto"))]["commonLabels"]["gen_ai_agent_id"] == "cto"
+
+
+def test_early_warning_inhibition(alertmanager: Alertmanager) -> None:
+    """A faster burn-rate pair silences the slower ones of the same agent (and of the org for
+    the org's alert); an exhausted monthly budget silences the forecast of its overrun."""
+    am = alertmanager
+
+    def burn(long: str, short: str, severity: str, who: str | None) -> dict[str, str]:
+        name = f"{NS}AgentBudgetBurnRateHigh" if who else f"{NS}BudgetBurnRateHigh"
+        labels = {"alertname": name, "long_window": long, "short_window": short}
+        labels["severity"] = severity
+        if who:
+            labels["gen_ai_agent_id"] = who
+        return labels
+
+    def overrun(who: str) -> dict[str, str]:
+        return {
+            "alertname": f"{NS}AgentBudgetForecastOverrun",
+            "gen_ai_agent_id": who,
+            "window": "monthly",
+            "severity": "warning",
+        }
+
+    def key(labels: dict[str, str]) -> tuple[str, str, str]:
+        return (
+            labels["alertname"],
+            labels.get("gen_ai_agent_id", ""),
+            labels.get("long_window", ""),
+        )
+
+    exhausted = _labels(
+        f"{NS}AgentBudgetExhausted", agent="cto", window="monthly", level="exhausted"
+    )
+    sources = [burn("1h", "5m", "critical", "cto"), burn("6h", "30m", "critical", "ops"), exhausted]
+    inhibited = [
+        burn("6h", "30m", "critical", "cto"),
+        burn("3d", "6h", "warning", "cto"),
+        burn("3d", "6h", "warning", "ops"),
+        overrun("cto"),
+    ]
+    free = [
+        burn("3d", "6h", "warning", "intern"),
+        burn("3d", "6h", "warning", None),
+        overrun("intern"),
+    ]
+    _post(am, sources)
+    wait_until(lambda: len(am.alerts()) == len(sources), 10, "source alerts listed")
+    _post(am, inhibited + free)
+    total = len(sources + inhibited + free)
+    wait_until(lambda: len(am.alerts()) == total, 10, "all alerts listed")
+
+    def state(inhibited_: bool) -> set[tuple[str, str, str]]:
+        return {
+            key(a["labels"]) for a in am.alerts() if bool(a["status"]["inhibitedBy"]) == inhibited_
+        }
+
+    want = {key(a) for a in inhibited}
+    wait_until(lambda: state(True) == want, 10, "inhibition")
+    assert state(False) == {key(a) for a in sources + free}
 
 
 def test_lower_level_notifies_when_the_higher_one_resolves(

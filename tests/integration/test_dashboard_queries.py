@@ -25,6 +25,7 @@ import pytest
 from tests.support.pipeline import App, start_app
 from tests.support.promql_scan import series_used
 
+from budgetwatch import spec
 from budgetwatch.dashboards import known_series, render_dashboards
 from budgetwatch.dev.panel_queries import expand_variables
 from budgetwatch.dev.stack import (
@@ -248,6 +249,13 @@ def run_target(
 
 ALL = {"agent": ".*", "provider": ".*", "model": ".*"}
 
+# Early-warning series need hours or days of history (docs/rules.md, "Early warning"): this
+# stack lives for minutes, so queries of them may be empty here; they must still parse. The
+# promtool tests (alerts/tests/early_warning_*.yml) check their values.
+NEEDS_HISTORY = {
+    name for name, origin in known_series("synthorg").items() if origin == spec.HISTORY_HELPER
+} | set(spec.Names("synthorg").forecasts())
+
 
 def test_every_panel_query_parses_and_returns_data(stack: Stack) -> None:
     empty: list[str] = []
@@ -257,7 +265,7 @@ def test_every_panel_query_parses_and_returns_data(stack: Stack) -> None:
             for target in panel["targets"]:
                 count += 1
                 result = run_target(stack.prometheus, target, ALL)  # raises on a parse error
-                if not result:
+                if not result and not series_used(target["expr"]) & NEEDS_HISTORY:
                     empty.append(f"{file} / {panel['title']} / {target['expr']}")
     assert count >= 30, f"only {count} queries found: is the walk over panels broken?"
     assert not empty, "queries with no data:\n" + "\n".join(empty)
@@ -452,7 +460,14 @@ def test_png_script_draws_every_panel_with_data(stack: Stack, tmp_path: Path) ->
         stack.prometheus.url, limits_path, tmp_path / "img", range_s=RANGE_S
     )
     assert not report.failed, report.failed
-    assert not report.empty, report.empty
+    history_only = {
+        f"{file} / {panel['title']}"
+        for file, dashboard in stack.dashboards.items()
+        for panel in _panels(dashboard)
+        if panel["targets"]
+        and all(series_used(t["expr"]) & NEEDS_HISTORY for t in panel["targets"])
+    }
+    assert not set(report.empty) - history_only, report.empty
     assert sorted(p.name for p in report.files) == [
         "budget-agent-detail.png",
         "budget-overview.png",

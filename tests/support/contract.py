@@ -33,6 +33,11 @@ RECORDED_SERIES = frozenset(
         "synthorg_budget_limits_info",
         # section 8, from the outages issue
         "synthorg_agent_cost_partial",
+        # section 8, from the early-warning issue
+        "synthorg_budget_period_forecast",
+        "synthorg_budget_period_forecast_percent",
+        "synthorg_agent_budget_period_forecast",
+        "synthorg_agent_budget_period_forecast_percent",
     }
 )
 
@@ -48,6 +53,12 @@ ALERT_SUFFIXES = frozenset(
         "BudgetExhausted",
         "AgentBudgetExhaustionForecast",
         "BudgetTelemetryAbsent",
+        # section 8, from the early-warning issue
+        "BudgetForecastOverrun",
+        "AgentBudgetForecastOverrun",
+        "BudgetBurnRateHigh",
+        "AgentBudgetBurnRateHigh",
+        "AgentSpendSpike",
     }
 )
 

@@ -50,6 +50,11 @@ RECORDED = {
     "agent_cost_partial",
     "agent_tasks_day_to_date",
     "budget_limits_info",
+    # section 8, early warning
+    "budget_period_forecast",
+    "budget_period_forecast_percent",
+    "agent_budget_period_forecast",
+    "agent_budget_period_forecast_percent",
 }
 # Contract section 3 and interface 1: the raw series the instrumentation produces.
 RAW = {"cost_total", "tokens_total", "tasks_total", "calls_total", "telemetry_dropped_total"}
@@ -375,7 +380,12 @@ def test_agent_panels_link_to_the_agent_dashboard(shipped: dict[str, dict[str, A
         for p in _panels(shipped["budget-overview.json"])
         if p["fieldConfig"]["defaults"].get("links")
     }
-    assert set(linked) == {"Spend today by agent", "Top agents by daily budget used"}
+    assert set(linked) == {
+        "Spend today by agent",
+        "Top agents by daily budget used",
+        "Top agents by burn rate (1h)",
+        "Spiking now",
+    }
     for url in linked.values():
         assert url.startswith(f"/d/{detail_uid}?var-agent=${{__field.labels.gen_ai_agent_id}}")
         assert "${datasource:queryparam}" in url and "${__url_time_range}" in url

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from tests.support.contract import RECORDED_SERIES
 
+from budgetwatch import spec
 from budgetwatch.limits import Limits, parse_limits
 from budgetwatch.promql import any_of, constant, number, replacement_literal, string_literal
 from budgetwatch.rules import (
@@ -276,9 +277,16 @@ def test_alerts_match_the_agreed_table() -> None:
         "SynthorgBudgetExhausted",
         "SynthorgAgentBudgetExhaustionForecast",
         "SynthorgBudgetTelemetryAbsent",
+        # early warning (tests/unit/test_early_warning_rules.py)
+        "SynthorgBudgetForecastOverrun",
+        "SynthorgAgentBudgetForecastOverrun",
+        "SynthorgBudgetBurnRateHigh",
+        "SynthorgAgentBudgetBurnRateHigh",
+        "SynthorgAgentSpendSpike",
     }
     severity = {"warning": "warning", "critical": "critical", "exhausted": "critical"}
-    for alert in alerts:
+    early = set(spec.Alerts("synthorg").early_warning())
+    for alert in (a for a in alerts if a["alert"] not in early):
         minutes = int(alert["for"].rstrip("m"))
         assert 0 < minutes <= 5
         assert set(alert["annotations"]) == {"summary", "description", "runbook_url"}
@@ -330,5 +338,6 @@ def test_runbook_urls_use_the_base_and_the_agreed_anchors() -> None:
 
 
 def test_for_duration_overrides_every_alert_for_tests_only() -> None:
-    assert {a["for"] for a in _alerts(_limits())} == {"1m", "5m"}
+    # 1m/5m: threshold alerts and daily forecast; 1h forecast overrun, 2m burn rate, 10m spike
+    assert {a["for"] for a in _alerts(_limits())} == {"1m", "5m", "1h", "2m", "10m"}
     assert {a["for"] for a in _alerts(_limits(), for_duration="2s")} == {"2s"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..limits import Limits
 from ..spec import AGENT, DAILY, MODEL, MONTHLY, PROVIDER, TOKEN_TYPE, Names, alert_prefix
+from .early_warning import agent_panels
 from .panels import (
     AGENT_LEGEND,
     PROVIDER_MODEL,
@@ -40,6 +41,7 @@ def agent_def(limits: Limits) -> DashboardDef:
         items=[
             *_spend(n, limits),
             *_percent_and_partial(n, limits),
+            *agent_panels(n, limits),
             *_cost_and_tokens(n, limits),
             *_tasks(n, limits),
             *_failures(n, limits),

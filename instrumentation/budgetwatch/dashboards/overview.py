@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..limits import Limits
 from ..spec import AGENT, DAILY, MONTHLY, SEVERITY_LABEL, WINDOW_LABEL, Names, alert_prefix
+from .early_warning import overview_panels
 from .panels import AGENT_LEGEND, DashboardDef, PanelDef, Query, Row, window_matcher
 
 
@@ -23,6 +24,7 @@ def overview_def(limits: Limits) -> DashboardDef:
             *_organisation_figures(n, limits),
             *_organisation_graphs(n, limits),
             *_agents(n, limits),
+            *overview_panels(n, limits),
             *_alerts_and_partial(n, limits),
         ],
     )
