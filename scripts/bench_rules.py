@@ -955,13 +955,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for r in results:
         if r.note:
             print(f"(*) {r.variant} N={r.agents} {r.interval}s: {r.note}; its checks not judged")
-    bad = [
-        f"{r.variant} N={r.agents} {r.interval}s {c.series}"
+    off = [
+        (r.variant, f"{r.variant} N={r.agents} {r.interval}s {c.series}")
         for r in results
         if not r.note
         for c in r.checks
         if not c.ok
     ]
+    # The previous rules are measured for their cost; their known errors (the issue the
+    # current rules fix) are reported, not judged.
+    if any(variant != "new" for variant, _ in off):
+        print("previous rules off the data: " + ", ".join(t for v, t in off if v != "new"))
+    bad = [text for variant, text in off if variant == "new"]
     if bad:
         print("recorded figures off the data beyond the tolerance: " + ", ".join(bad))
         return 1

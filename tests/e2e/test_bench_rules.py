@@ -63,3 +63,23 @@ def test_bench_fails_when_a_recorded_figure_is_off_the_data(tmp_path: Path) -> N
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     assert "recorded figures off the data" in result.stdout
     assert "synthorg_cost_period_to_date" in result.stdout.splitlines()[-1]
+
+
+def test_bench_reports_but_does_not_judge_the_previous_rules(tmp_path: Path) -> None:
+    """The previous rules are measured side by side for their cost; their wrong figures (what
+    the current rules fix) are reported without failing the bench."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    files = render_rule_files(load_limits(ROOT / "limits.yaml"), "limits.yaml",
+                              evaluation_interval="5s")  # fmt: skip
+    for name, text in files.items():
+        (rules / name).write_text(
+            text.replace(
+                "expr: sum(synthorg_agent_cost_period_to_date) or vector(0)",
+                "expr: 2 * sum(synthorg_agent_cost_period_to_date) or vector(0)",
+            )
+        )
+    result = _bench(tmp_path, "--baseline-rules", str(rules))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "previous rules off the data: baseline N=20" in result.stdout
+    assert "recorded figures off the data" not in result.stdout
