@@ -17,7 +17,7 @@ help:
 	@echo "make demo      run the whole pipeline with simulated agents (DEMO_SECONDS=N to stop after N s)"
 	@echo "make test      build the tools, lint, type-check and run every test"
 	@echo "make tools     build otelcol, prometheus, promtool, alertmanager, amtool, thanos into .tools/bin"
-	@echo "make generate  re-render alerts/rules/ and dashboards/ from $(LIMITS)"
+	@echo "make generate  re-render alerts/rules/, dashboards/ and otel-collector/pricing.yaml"
 	@echo "make bench     instrumentation benchmark; make bench-rules: rule evaluation benchmark"
 	@echo "make bench-thanos  sizing of the Thanos deployment (thanos/) at 1,000 and 10,000 agents"
 
