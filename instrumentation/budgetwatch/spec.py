@@ -83,6 +83,23 @@ DROPPED: Final = Instrument(
     "Events (or parts of events) budgetwatch dropped or folded, per reason",
 )
 INSTRUMENTS: Final = (COST, TOKENS, CALLS, TASKS, DROPPED)
+# Per-task cost (contract section 8): an OTLP exponential histogram, stored by Prometheus as a
+# native histogram named `<ns>_task_cost` (no `_total`: it is not a counter).
+TASK_COST: Final = Instrument(
+    "task.cost", "", "Cost of each finished task in {currency}, per agent and terminal status"
+)
+# A task's cost is recorded when it enters one of these statuses (record_task).
+TERMINAL_STATUSES: Final = ("completed", "failed", "cancelled", "rejected", "interrupted")
+# Call outcomes (`<ns>.call.outcome`): coverage is priced / (priced + unpriced); a failed call
+# has no cost to know, so it counts on neither side.
+PRICED_OUTCOME: Final = "priced"
+UNPRICED_OUTCOME: Final = "unpriced"
+FAILED_OUTCOME: Final = "failed"
+# The limits field of the per-task limit, beside `daily`/`monthly` (contract section 8).
+PER_TASK_FIELD: Final = "per_task"
+# Trailing window of the coverage ratio and of the over-limit task alert.
+COVERAGE_WINDOW: Final = "1h"
+TASK_ALERT_WINDOW: Final = "1h"
 
 
 def task_status_attr(ns: str) -> str:
@@ -273,6 +290,18 @@ class Alerts:
     def spend_spike(self) -> str:
         return f"{self.prefix}AgentSpendSpike"
 
+    # per-task cost and coverage (contract section 8)
+    @property
+    def task_over_budget(self) -> str:
+        return f"{self.prefix}AgentTaskOverBudget"
+
+    @property
+    def coverage_low(self) -> str:
+        return f"{self.prefix}BudgetCoverageLow"
+
+    def per_task(self) -> tuple[str, ...]:
+        return (self.task_over_budget, self.coverage_low)
+
     def early_warning(self) -> tuple[str, ...]:
         return (
             self.org_forecast_overrun,
@@ -288,6 +317,7 @@ class Alerts:
             name for level in LEVELS for name in (self.agent_budget(level), self.org_budget(level))
         ]
         names += [self.exhaustion_forecast, self.telemetry_absent, *self.early_warning()]
+        names += self.per_task()
         return {name: _kebab(name.removeprefix(self.prefix)) for name in names}
 
 

@@ -17,6 +17,8 @@ from .spec import (
     HISTORY_HELPER,
     INSTRUMENTS,
     MONTHLY,
+    PER_TASK_FIELD,
+    TASK_COST,
     TASKS,
     TOKENS,
     WINDOWS,
@@ -56,6 +58,11 @@ class Names:
         return DROPPED.prom_name(self.ns)
 
     @property
+    def task_cost(self) -> str:
+        """The per-task cost histogram (a Prometheus native histogram)."""
+        return prom_label(TASK_COST.otel_name(self.ns))
+
+    @property
     def task_status(self) -> str:
         return prom_label(task_status_attr(self.ns))
 
@@ -88,6 +95,32 @@ class Names:
     @property
     def agent_tasks_day_to_date(self) -> str:
         return f"{self.ns}_agent_tasks_{DAILY.to_date}"
+
+    # per-task cost and coverage (section 8)
+    @property
+    def agent_per_task_limit(self) -> str:
+        return f"{self.ns}_agent_budget_{PER_TASK_FIELD}_limit"
+
+    @property
+    def agent_tasks_over_limit_day_to_date(self) -> str:
+        return f"{self.ns}_agent_tasks_over_limit_{DAILY.to_date}"
+
+    @property
+    def agent_coverage(self) -> str:
+        """Per agent: priced calls / (priced + unpriced) calls over the last hour (0-1)."""
+        return f"{self.ns}_agent_cost_coverage_ratio"
+
+    @property
+    def org_coverage(self) -> str:
+        return f"{self.ns}_cost_coverage_ratio"
+
+    def per_task(self) -> tuple[str, ...]:
+        return (
+            self.agent_per_task_limit,
+            self.agent_tasks_over_limit_day_to_date,
+            self.agent_coverage,
+            self.org_coverage,
+        )
 
     @property
     def limits_info(self) -> str:
@@ -146,6 +179,7 @@ class Names:
             self.limits_info,
             self.agent_cost_partial,
             *self.forecasts(),
+            *self.per_task(),
         )
 
     # helper series (level:metric:operations; not part of the contract)
@@ -225,6 +259,34 @@ class Names:
         )
 
     @property
+    def calls_counter(self) -> Counter:
+        """Calls per agent and outcome (the coverage ratio)."""
+        return Counter(
+            raw=self.calls_total,
+            keep=(AGENT, self.call_outcome),
+            level=f"{self.ns}:agent_instance_calls",
+            acc_level="agent_calls",
+            heartbeat=self.helper("budget_task_cost_rules", "evaluated"),
+        )
+
+    @property
+    def task_cost_histogram(self) -> Counter:
+        """The per-task cost histogram per agent and process; its accumulators count tasks over
+        the agent's per-task limit."""
+        return Counter(
+            raw=self.task_cost,
+            keep=(AGENT,),
+            level=f"{self.ns}:agent_instance_task_cost",
+            acc_level="agent_tasks_over_limit",
+            heartbeat=self.helper("budget_task_cost_rules", "evaluated"),
+        )
+
+    @property
+    def tasks_over_limit_running_total(self) -> str:
+        """Per agent: over-limit tasks ever counted, never reset (the alert's last hour)."""
+        return self.helper("agent_tasks_over_limit", "running_total")
+
+    @property
     def tasks_counter(self) -> Counter:
         return Counter(
             raw=self.tasks_total,
@@ -240,6 +302,7 @@ class Names:
         found[self.agent_cost_partial] = "rules, while a figure is a lower bound only"
         for name in self.forecasts():
             found[name] = "rules, only once the billing period is forecast.min_history old"
+        found[self.task_cost] = "instrumentation, once a task with a task_id has finished"
         found["ALERTS"] = "rules"  # Prometheus's own series of pending and firing alerts
         for name in self.raw():
             found[name] = "instrumentation"
