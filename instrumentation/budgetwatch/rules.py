@@ -45,6 +45,7 @@ from .spec import (
     Names,
     Window,
 )
+from .task_cost_rules import task_cost_alert_group, task_cost_recording_group
 from .window_state import (
     Timing,
     accumulator_rule,
@@ -53,9 +54,9 @@ from .window_state import (
     duration_seconds,
     heartbeat_rules,
     process_rules,
-    recovered,
     recovered_sparse,
     rule,
+    running_total_rules,
     window_label,
 )
 
@@ -123,7 +124,7 @@ def _cost_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, Any]]:
             f"{period_acc} and on() (vector(time()) % {long_step} >= "
             f"{long_step - duration_seconds(t.interval)})",
         ),
-        *_running_total_rules(names, c, t),
+        *running_total_rules(names.running_total, c, t),
         _partial_rule(names, c, day, None, t),
         _partial_rule(
             names,
@@ -134,25 +135,6 @@ def _cost_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, Any]]:
         ),
     ]
     return rules + _published_cost_rules(names, c)
-
-
-def _running_total_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, Any]]:
-    """Per agent, every increase ever counted, carried like the accumulators but never reset:
-    the early-warning rules read its differences over trailing windows (one sample per agent
-    and window) without caring where a day or a billing period starts. After a gap in rule
-    evaluation longer than the recovery span it starts again from 0 (docs/rules.md)."""
-    running = names.running_total
-    resumed = f"absent({c.heartbeat})"
-    carried = f"{running} or {recovered(running, resumed, t)}"
-    added = f"sum by ({c.by_result}) ({c.level}:increase)"
-    expr = (
-        f"sum by ({c.by_result}) (\n"
-        f'  label_replace({carried}, "part", "carried", "", "")\n'
-        f"  or\n"
-        f'  label_replace({added}, "part", "increase", "", "")\n'
-        f")"
-    )
-    return [rule(running, expr), checkpoint_rule(running, t)]
 
 
 def _published_cost_rules(names: Names, c: Counter) -> list[dict[str, Any]]:
@@ -252,6 +234,7 @@ def recording_groups(
     return [
         {"name": f"{limits.namespace}-budget-cost", "interval": interval, "rules": cost_rules},
         {"name": f"{limits.namespace}-budget-tasks", "interval": interval, "rules": task_rules},
+        task_cost_recording_group(limits, interval, t),
         *early_warning_recording_groups(limits, interval),
     ]
 
@@ -302,6 +285,9 @@ def render_rule_files(
     alerts = alert_groups(limits, runbook_base_url, evaluation_interval, for_duration)
     alerts.append(
         early_warning_alert_group(limits, runbook_base_url, evaluation_interval, for_duration)
+    )
+    alerts.append(
+        task_cost_alert_group(limits, runbook_base_url, evaluation_interval, for_duration)
     )
     recording = recording_groups(limits, evaluation_interval, timing)
     return {

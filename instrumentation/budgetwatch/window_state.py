@@ -163,3 +163,21 @@ def heartbeat_rules(c: Counter, t: Timing) -> list[dict[str, Any]]:
     # from an evaluation whose state rules failed, and the gap goes unnoticed.
     beat = f"vector(time()) and on() (absent({c.heartbeat}) or vector(1))"
     return [rule(c.heartbeat, beat), checkpoint_rule(c.heartbeat, t)]
+
+
+def running_total_rules(running: str, c: Counter, t: Timing) -> list[dict[str, Any]]:
+    """Per result, every increase ever counted, carried like the accumulators but never reset:
+    differences of it over trailing windows (one sample per result and window) are what rose
+    in those windows, wherever a day or a billing period starts. After a gap in rule
+    evaluation longer than the recovery span it starts again from 0 (docs/rules.md)."""
+    resumed = f"absent({c.heartbeat})"
+    carried = f"{running} or {recovered(running, resumed, t)}"
+    added = f"sum by ({c.by_result}) ({c.level}:increase)"
+    expr = (
+        f"sum by ({c.by_result}) (\n"
+        f'  label_replace({carried}, "part", "carried", "", "")\n'
+        f"  or\n"
+        f'  label_replace({added}, "part", "increase", "", "")\n'
+        f")"
+    )
+    return [rule(running, expr), checkpoint_rule(running, t)]
