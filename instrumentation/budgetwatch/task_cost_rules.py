@@ -171,8 +171,9 @@ def _unpriced_models(names: Names) -> str:
         f"{names.call_outcome}='{UNPRICED_OUTCOME}'}}[{COVERAGE_WINDOW}])) > 0"
     )
     return (
-        f'{{{{ range printf "{query}" $labels.{AGENT} | query }}}}'
-        f"{{{{ .Labels.{PROVIDER} }}}}/{{{{ .Labels.{MODEL} }}}} {{{{ end }}}}"
+        f'{{{{ range $i, $s := printf "{query}" $labels.{AGENT} | query }}}}'
+        f"{{{{ if $i }}}}, {{{{ end }}}}{{{{ $s.Labels.{PROVIDER} }}}}/{{{{ $s.Labels.{MODEL} }}}}"
+        "{{ end }}"
     )
 
 
@@ -204,7 +205,7 @@ def task_cost_alert_group(
                 },
             }
         )
-    min_ratio = number(limits.coverage.min_percent / 100)
+    min_ratio = number(limits.coverage.min_ratio)
     rules.append(
         {
             "alert": alerts.coverage_low,
@@ -217,7 +218,7 @@ def task_cost_alert_group(
                     f"Only {{{{ $value | humanizePercentage }}}} of agent {AGENT_TEXT}'s calls "
                     f"in the last {COVERAGE_WINDOW} had a known price (at least "
                     f"{number(limits.coverage.min_percent)}% expected): its spend and budget "
-                    f"figures leave the others out. Unpriced: {_unpriced_models(names)}"
+                    f"figures leave the others out. Unpriced: {_unpriced_models(names)}."
                 ),
                 "runbook_url": f"{runbook_base_url}#{anchors[alerts.coverage_low]}",
             },
