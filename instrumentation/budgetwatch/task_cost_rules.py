@@ -114,14 +114,21 @@ def _over_limit_increase(names: Names, h: Counter, values: tuple[float, ...]) ->
 
 
 def _task_cost_rules(names: Names, limits: Limits, t: Timing) -> list[dict[str, Any]]:
-    values = limits.per_task_values()
-    if not values:
-        return []
+    """Over-limit tasks per agent. Without any per-task limit in the limits file nothing reads
+    the histogram; the published series and the alert then stay empty."""
     h = names.task_cost_histogram
     acc = names.accumulator(h.acc_level, DAILY)
+    values = limits.per_task_values()
+    counting = (
+        [
+            *_histogram_process_rules(names, h, t),
+            rule(f"{h.level}:increase", _over_limit_increase(names, h, values)),
+        ]
+        if values
+        else []
+    )
     return [
-        *_histogram_process_rules(names, h, t),
-        rule(f"{h.level}:increase", _over_limit_increase(names, h, values)),
+        *counting,
         accumulator_rule(names, h, DAILY, None, t),
         checkpoint_rule(acc, t),
         *running_total_rules(names.tasks_over_limit_running_total, h, t),
@@ -183,47 +190,42 @@ def task_cost_alert_group(
     names, alerts = Names(limits.namespace), Alerts(limits.namespace)
     anchors = alerts.anchors()
     currency = limits.currency
-    rules: list[dict[str, Any]] = []
     max_over = number(limits.task_limit.max_over_limit_per_hour)
-    if limits.per_task_values():
-        over = _trailing(names.tasks_over_limit_running_total, TASK_ALERT_WINDOW)
-        rules.append(
-            {
-                "alert": alerts.task_over_budget,
-                "expr": with_limit_label(f"({over}) > {max_over}", names.agent_per_task_limit),
-                "for": "0m",
-                "labels": {SEVERITY_LABEL: "warning"},
-                "annotations": {
-                    "summary": f"Agent {AGENT_TEXT}'s tasks cost more than its per-task limit",
-                    "description": (
-                        f'Agent {AGENT_TEXT} finished {{{{ $value | printf "%.0f" }}}} '
-                        f"task(s) in the last {TASK_ALERT_WINDOW} whose cost exceeded its "
-                        f"per-task limit of {{{{ $labels.limit }}}} {currency} (more than "
-                        f"{max_over} allowed)."
-                    ),
-                    "runbook_url": f"{runbook_base_url}#{anchors[alerts.task_over_budget]}",
-                },
-            }
-        )
+    over = _trailing(names.tasks_over_limit_running_total, TASK_ALERT_WINDOW)
+    task_alert = {
+        "alert": alerts.task_over_budget,
+        "expr": with_limit_label(f"({over}) > {max_over}", names.agent_per_task_limit),
+        "for": "0m",
+        "labels": {SEVERITY_LABEL: "warning"},
+        "annotations": {
+            "summary": f"Agent {AGENT_TEXT}'s tasks cost more than its per-task limit",
+            "description": (
+                f'Agent {AGENT_TEXT} finished {{{{ $value | printf "%.0f" }}}} '
+                f"task(s) in the last {TASK_ALERT_WINDOW} whose cost exceeded its "
+                f"per-task limit of {{{{ $labels.limit }}}} {currency} (more than "
+                f"{max_over} allowed)."
+            ),
+            "runbook_url": f"{runbook_base_url}#{anchors[alerts.task_over_budget]}",
+        },
+    }
     min_ratio = number(limits.coverage.min_ratio)
-    rules.append(
-        {
-            "alert": alerts.coverage_low,
-            "expr": f"{names.agent_coverage} < {min_ratio}",
-            "for": limits.coverage.for_,
-            "labels": {SEVERITY_LABEL: "warning"},
-            "annotations": {
-                "summary": f"Agent {AGENT_TEXT}'s spend is not fully metered",
-                "description": (
-                    f"Only {{{{ $value | humanizePercentage }}}} of agent {AGENT_TEXT}'s calls "
-                    f"in the last {COVERAGE_WINDOW} had a known price (at least "
-                    f"{number(limits.coverage.min_percent)}% expected): its spend and budget "
-                    f"figures leave the others out. Unpriced: {_unpriced_models(names)}."
-                ),
-                "runbook_url": f"{runbook_base_url}#{anchors[alerts.coverage_low]}",
-            },
-        }
-    )
+    coverage_alert = {
+        "alert": alerts.coverage_low,
+        "expr": f"{names.agent_coverage} < {min_ratio}",
+        "for": limits.coverage.for_,
+        "labels": {SEVERITY_LABEL: "warning"},
+        "annotations": {
+            "summary": f"Agent {AGENT_TEXT}'s spend is not fully metered",
+            "description": (
+                f"Only {{{{ $value | humanizePercentage }}}} of agent {AGENT_TEXT}'s calls "
+                f"in the last {COVERAGE_WINDOW} had a known price (at least "
+                f"{number(limits.coverage.min_percent)}% expected): its spend and budget "
+                f"figures leave the others out. Unpriced: {_unpriced_models(names)}."
+            ),
+            "runbook_url": f"{runbook_base_url}#{anchors[alerts.coverage_low]}",
+        },
+    }
+    rules: list[dict[str, Any]] = [task_alert, coverage_alert]
     if for_duration is not None:
         for alert in rules:
             alert["for"] = for_duration
