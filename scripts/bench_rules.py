@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import shutil
 import statistics
@@ -57,7 +58,20 @@ from budgetwatch.dev.stack import (
     start_prometheus,
     tool,
 )
-from budgetwatch.spec import AGENT, DAILY, DAY_SECONDS, MODEL, MONTHLY, PROVIDER, Names
+from budgetwatch.spec import (
+    AGENT,
+    DAILY,
+    DAY_SECONDS,
+    FAILED_OUTCOME,
+    MODEL,
+    MONTHLY,
+    PER_TASK_FIELD,
+    PRICED_OUTCOME,
+    PROVIDER,
+    TERMINAL_STATUSES,
+    UNPRICED_OUTCOME,
+    Names,
+)
 
 MODELS = (
     ("anthropic", "claude-sonnet-4"),
@@ -102,13 +116,66 @@ LOADS = {
     "typical": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.3, 0.2) + (0.1, 0.2, 0.3, 0.4, 0.5) * 2,
 }
 PACE = 0.1
+# Calls a minute per agent and model (the three models: 1, 2 and 3), and the share of them
+# that fail (no cost to know: on neither side of the coverage ratio). 1 in UNPRICED_EVERY
+# agents calls its third model at an unknown price: its coverage is 3/6 (BudgetCoverageLow
+# fires for it), the organization's 1 - 3 / (6 x UNPRICED_EVERY).
+FAILED_SHARE = 0.05
+UNPRICED_EVERY = 50
+# Each agent finishes a task every TASK_EVERY seconds (3 an hour), one in FAILED_EVERY failed,
+# the others completed. Task costs are multiples of the per-task limit: one task in OVER_EVERY
+# (by load) costs 1.5 or 3 times the limit, the others at most 0.8 times it. No cost falls in
+# the limit's bucket (at most 9 % wide at schema 3), so the over-limit count is exact.
+TASK_EVERY = 1200
+FAILED_EVERY = 5
+OVER_EVERY = {"bad-day": 10, "typical": 50}
+UNDER_FACTORS = (0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8)
+OVER_FACTORS = (1.5, 3.0)
+# Native histogram schema of the per-task cost (bucket boundaries 2^(k/8)); the SDK's
+# exponential aggregation picks its own scale, typically higher.
+HISTOGRAM_SCHEMA = 3
+# The agents' per-task limit when the limits file gives none: this share of the daily limit.
+BENCH_PER_TASK_SHARE = 0.05
+TASK_STATUSES = TERMINAL_STATUSES[:2]  # completed, failed
+
+
+@dataclass
+class Histogram:
+    """A cumulative native histogram (exponential schema HISTOGRAM_SCHEMA, no zero bucket)."""
+
+    count: int = 0
+    total: float = 0.0
+    buckets: dict[int, int] = field(default_factory=dict)
+
+    def observe(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        index = bucket_index(value)
+        self.buckets[index] = self.buckets.get(index, 0) + 1
+
+    def add(self, other: Histogram) -> Histogram:
+        out = Histogram(self.count + other.count, self.total + other.total, dict(self.buckets))
+        for index, n in other.buckets.items():
+            out.buckets[index] = out.buckets.get(index, 0) + n
+        return out
+
+
+def bucket_index(value: float) -> int:
+    """The native histogram bucket of a positive value: (2^((i-1)/2^s), 2^(i/2^s)]."""
+    fraction, exponent = math.frexp(value)  # value = fraction x 2^exponent, 0.5 <= fraction < 1
+    scale = 1 << HISTOGRAM_SCHEMA
+    if fraction == 0.5:  # a power of two: the upper edge of its bucket
+        return (exponent - 1) * scale
+    return math.ceil((exponent + math.log2(fraction)) * scale)
 
 
 @dataclass
 class Dataset:
     """N agents x 3 models; each series' counter grows by a fixed amount per minute from the
     data's start, plus a burst at 00:00 UTC today (`burst_at`), the agent's share of the
-    daily limit (`shares`, one of LOADS)."""
+    daily limit (`shares`, one of LOADS). Beside the cost counters: each agent's calls per
+    model and outcome (steady, no burst), and the tasks it finishes (`task`), whose costs are
+    in the per-task cost histograms."""
 
     namespace: str
     agents: int
@@ -117,35 +184,131 @@ class Dataset:
     burst_at: int  # 00:00 UTC today
     daily_limit: float
     shares: tuple[float, ...] = LOADS["bad-day"]
+    per_task_limit: float = 1.0
+    over_every: int = OVER_EVERY["bad-day"]
     labels: list[tuple[tuple[str, str], ...]] = field(default_factory=list)
     per_minute: list[float] = field(default_factory=list)
     burst: list[float] = field(default_factory=list)
+    call_labels: list[tuple[tuple[str, str], ...]] = field(default_factory=list)
+    call_per_minute: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        names = Names(self.namespace)
         for agent in range(self.agents):
             share = self.shares[agent % len(self.shares)]
             for m, (provider, model) in enumerate(MODELS):
                 self.labels.append(
                     (
-                        ("__name__", Names(self.namespace).cost_total),
+                        ("__name__", names.cost_total),
                         (AGENT, f"agent-{agent:05d}"),
                         (PROVIDER, provider),
                         (MODEL, model),
-                        ("instance", f"proc-{agent // AGENTS_PER_PROCESS:03d}"),
+                        ("instance", self.instance(agent)),
                         ("job", "bench"),
                     )
                 )
                 # The three models spend 1/6, 2/6 and 3/6 of the agent's total.
                 self.per_minute.append(PACE * self.daily_limit / 1440 * (m + 1) / 6)
                 self.burst.append(share * self.daily_limit * (m + 1) / 6)
+                calls = float(m + 1)
+                for outcome, rate in (
+                    (self.outcome(agent, m), calls * (1 - FAILED_SHARE)),
+                    (FAILED_OUTCOME, calls * FAILED_SHARE),
+                ):
+                    self.call_labels.append(
+                        (
+                            ("__name__", names.calls_total),
+                            (AGENT, f"agent-{agent:05d}"),
+                            (PROVIDER, provider),
+                            (MODEL, model),
+                            ("instance", self.instance(agent)),
+                            ("job", "bench"),
+                            (names.call_outcome, outcome),
+                        )
+                    )
+                    self.call_per_minute.append(rate)
+        # Every float counter, the cost counters first (`value` indexes them alike).
+        self.raw_labels = self.labels + self.call_labels
+        self.raw_per_minute = self.per_minute + self.call_per_minute
+        self.raw_burst = self.burst + [0.0] * len(self.call_labels)
+
+    @staticmethod
+    def instance(agent: int) -> str:
+        return f"proc-{agent // AGENTS_PER_PROCESS:03d}"
+
+    @staticmethod
+    def outcome(agent: int, model: int) -> str:
+        """Priced, but the third model of 1 in UNPRICED_EVERY agents has no known price."""
+        unpriced = agent % UNPRICED_EVERY == 7 and model == len(MODELS) - 1
+        return UNPRICED_OUTCOME if unpriced else PRICED_OUTCOME
+
+    @property
+    def raw_series(self) -> int:
+        """Float counters and per-task cost histograms (one per agent and terminal status)."""
+        return len(self.raw_labels) + self.agents * len(TASK_STATUSES)
 
     def value(self, series: int, t: int) -> float:
-        burst = self.burst[series] if t >= self.burst_at else 0.0
-        return self.per_minute[series] * (t - self.start) / 60 + burst
+        burst = self.raw_burst[series] if t >= self.burst_at else 0.0
+        return self.raw_per_minute[series] * (t - self.start) / 60 + burst
 
     def agent_value(self, agent: int, t: float) -> float:
         """The sum of an agent's three counters at t."""
         return sum(self.value(agent * len(MODELS) + m, int(t)) for m in range(len(MODELS)))
+
+    def agent_calls(self, agent: int, outcome: str, t: float) -> float:
+        """An agent's calls of that outcome (all models) from the data's start until t."""
+        minutes = (t - self.start) / 60
+        return sum(
+            (m + 1) * (1 - FAILED_SHARE) * minutes
+            for m in range(len(MODELS))
+            if self.outcome(agent, m) == outcome
+        )
+
+    def org_coverage(self) -> float:
+        """Priced / (priced + unpriced) calls: the same over any window (steady rates)."""
+        priced = sum(
+            self.agent_calls(a, PRICED_OUTCOME, self.start + 60) for a in range(self.agents)
+        )
+        unpriced = sum(
+            self.agent_calls(a, UNPRICED_OUTCOME, self.start + 60) for a in range(self.agents)
+        )
+        return priced / (priced + unpriced)
+
+    # Tasks: agent a's task k finishes at start + phase(a) + k x TASK_EVERY (30 s past a
+    # minute, never on a window's edge).
+
+    def _phase(self, agent: int) -> int:
+        return 60 * (agent * 7 % (TASK_EVERY // 60)) + 30
+
+    def tasks_through(self, agent: int, t: float) -> int:
+        """How many tasks the agent finished from the data's start until t."""
+        return max(0, int(t - self.start - self._phase(agent)) // TASK_EVERY + 1)
+
+    def task(self, agent: int, k: int) -> tuple[str, float]:
+        """(terminal status, cost) of the agent's task k."""
+        status = TASK_STATUSES[(agent + k) % FAILED_EVERY == FAILED_EVERY - 1]
+        if (agent * 3 + k) % self.over_every == 0:
+            factor = OVER_FACTORS[k % len(OVER_FACTORS)]
+        else:
+            factor = UNDER_FACTORS[k % len(UNDER_FACTORS)]
+        return status, factor * self.per_task_limit
+
+    def over_limit(self, agent: int, t0: float, t1: float) -> int:
+        """The agent's tasks over the per-task limit finished in (t0, t1]."""
+        residue = -agent * 3 % self.over_every
+
+        def below(n: int) -> int:  # k < n with k = residue (mod over_every)
+            return max(0, -(-(n - residue) // self.over_every))
+
+        return below(self.tasks_through(agent, t1)) - below(self.tasks_through(agent, t0))
+
+    def task_histograms(self, agent: int, t: float) -> dict[str, Histogram]:
+        """The agent's per-task cost histograms at t, by terminal status."""
+        out: dict[str, Histogram] = {}
+        for k in range(self.tasks_through(agent, t)):
+            status, cost = self.task(agent, k)
+            out.setdefault(status, Histogram()).observe(cost)
+        return out
 
     def sample_times(self, t0: int, t1: int, fine_from: int) -> range | list[int]:
         """Raw sample times in [t0, t1): a minute apart, then --interval from `fine_from`."""
@@ -160,7 +323,7 @@ class Dataset:
 
     def openmetrics_names(self) -> list[str]:
         out = []
-        for labels in self.labels:
+        for labels in self.raw_labels:
             name = labels[0][1]
             inner = ",".join(f'{k}="{v}"' for k, v in labels[1:])
             out.append(f"{name}{{{inner}}} ")
@@ -170,12 +333,12 @@ class Dataset:
 def write_openmetrics(ds: Dataset, path: Path, t0: int, t1: int, fine_from: int) -> int:
     """Samples for t0 <= t < t1, time after time (each series in order); returns the count."""
     names = ds.openmetrics_names()
-    rates = [r / 60 for r in ds.per_minute]
+    rates = [r / 60 for r in ds.raw_per_minute]
     count = 0
     with path.open("w", buffering=1 << 22) as out:
         for t in ds.sample_times(t0, t1, fine_from):
             elapsed = t - ds.start
-            bursts = ds.burst if t >= ds.burst_at else [0.0] * len(rates)
+            bursts = ds.raw_burst if t >= ds.burst_at else [0.0] * len(rates)
             ts = f" {t}\n"
             out.write(
                 "".join(
@@ -243,54 +406,151 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
+def _zigzag(n: int) -> bytes:
+    return _varint((n << 1) ^ (n >> 63))
+
+
+def _double(number: int, value: float) -> bytes:
+    return _varint(number << 3 | 1) + struct.pack("<d", value)
+
+
+def _histogram_message(h: Histogram, t: int) -> bytes:
+    """prompb.Histogram (prometheus/prompb/types.proto): an integer native histogram, its
+    buckets as one span from the lowest to the highest index (empty ones count 0), counts
+    as deltas from the previous bucket."""
+    out = _varint(1 << 3) + _varint(h.count)  # count_int = 1
+    out += _double(3, h.total)  # sum = 3
+    out += _varint(4 << 3) + _zigzag(HISTOGRAM_SCHEMA)  # schema = 4 (sint32)
+    out += _varint(6 << 3) + _varint(0)  # zero_count_int = 6
+    if h.buckets:
+        low, high = min(h.buckets), max(h.buckets)
+        span = _varint(1 << 3) + _zigzag(low) + _varint(2 << 3) + _varint(high - low + 1)
+        out += _field(11, span)  # positive_spans = 11
+        counts = [h.buckets.get(i, 0) for i in range(low, high + 1)]
+        deltas = [c - p for c, p in zip(counts, [0, *counts[:-1]], strict=True)]
+        out += _field(12, b"".join(_zigzag(d) for d in deltas))  # positive_deltas = 12, packed
+    return out + _varint(15 << 3) + _varint(t * 1000)  # timestamp = 15 (ms)
+
+
+def _label_set(labels: Sequence[tuple[str, str]]) -> bytes:
+    """prompb.Label fields of a TimeSeries, sorted by name as Prometheus expects."""
+    return b"".join(
+        _field(1, _field(1, k.encode()) + _field(2, v.encode())) for k, v in sorted(labels)
+    )
+
+
 def _snappy_literal(data: bytes) -> bytes:
     """Snappy block format holding one literal: valid, uncompressed, accepted by Prometheus."""
     return _varint(len(data)) + bytes([63 << 2]) + struct.pack("<I", len(data) - 1) + data
 
 
+def remote_write(url: str, series: Sequence[bytes]) -> None:
+    """prompb.WriteRequest of these encoded TimeSeries, in batches."""
+    batch = 20000
+    for i in range(0, len(series), batch):
+        body = b"".join(_field(1, ts) for ts in series[i : i + batch])
+        request = urllib.request.Request(
+            url,
+            data=_snappy_literal(body),
+            headers={
+                "Content-Encoding": "snappy",
+                "Content-Type": "application/x-protobuf",
+                "X-Prometheus-Remote-Write-Version": "0.1.0",
+            },
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            resp.read()
+
+
 class Feeder:
-    """Remote-writes the current value of every series each interval, in a thread."""
+    """Remote-writes the current value of every series each interval, in a thread: the float
+    counters and the per-task cost native histograms (which promtool's OpenMetrics import
+    cannot carry: they exist from the feeder's first sample, cumulative since the data's
+    start)."""
 
     def __init__(self, ds: Dataset, url: str, since: int) -> None:
         self.ds, self.url, self.next_t = ds, url, since
-        self.labels = [
-            b"".join(_field(1, _field(1, k.encode()) + _field(2, v.encode())) for k, v in lbls)
-            for lbls in ds.labels
-        ]
+        self.labels = [_label_set(lbls) for lbls in ds.raw_labels]
+        names = Names(ds.namespace)
+        self.histogram_labels = {
+            (agent, status): _label_set(
+                (
+                    ("__name__", names.task_cost),
+                    (AGENT, f"agent-{agent:05d}"),
+                    ("instance", ds.instance(agent)),
+                    ("job", "bench"),
+                    (names.task_status, status),
+                )
+            )
+            for agent in range(ds.agents)
+            for status in TASK_STATUSES
+        }
+        # The histograms as of the last push, advanced task by task.
+        self.histograms: dict[tuple[int, str], Histogram] = {}
+        self.tasks_done = [0] * ds.agents
         self.stop_event = threading.Event()
         self.error: Exception | None = None
         self.failures = 0
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
+    def _advance(self, t: int) -> None:
+        for agent in range(self.ds.agents):
+            done = self.ds.tasks_through(agent, t)
+            for k in range(self.tasks_done[agent], done):
+                status, cost = self.ds.task(agent, k)
+                self.histograms.setdefault((agent, status), Histogram()).observe(cost)
+            self.tasks_done[agent] = done
+
     def push(self, t: int) -> None:
-        batch = 20000
-        for i in range(0, len(self.labels), batch):
-            body = b"".join(
-                _field(
-                    1,
-                    lbls
-                    + _field(
-                        2,
-                        b"\x09"
-                        + struct.pack("<d", self.ds.value(i + j, t))
-                        + b"\x10"
-                        + _varint(t * 1000),
-                    ),
+        self._advance(t)
+        floats = [
+            lbls
+            + _field(
+                2, b"\x09" + struct.pack("<d", self.ds.value(i, t)) + b"\x10" + _varint(t * 1000)
+            )
+            for i, lbls in enumerate(self.labels)
+        ]
+        histograms = [
+            self.histogram_labels[key] + _field(4, _histogram_message(h, t))
+            for key, h in self.histograms.items()
+        ]
+        remote_write(self.url, floats + histograms)
+
+    def seed_task_cost_state(self, state_at: int) -> None:
+        """The per-process histogram the task-cost rules carry (`<level>:last` and its
+        checkpoint), as the rules would have recorded it at `state_at` (the last checkpoint of
+        the synthesized state, synthesize_state), written at the last pushed instant: a native
+        histogram cannot be backfilled from OpenMetrics, and Prometheus takes no sample older
+        than its blocks. With it, each agent's per-task limit (recorded by the cost group,
+        which may first run after the task-cost group): the first evaluation judges the tasks
+        finished since `state_at`, as every later one."""
+        names = Names(self.ds.namespace)
+        level = names.task_cost_histogram.level
+        t = self.next_t - self.ds.interval
+        limit = struct.pack("<d", self.ds.per_task_limit)
+        series = [
+            _label_set((("__name__", names.agent_per_task_limit), (AGENT, f"agent-{a:05d}")))
+            + _field(2, b"\x09" + limit + b"\x10" + _varint(t * 1000))
+            for a in range(self.ds.agents)
+        ]
+        for agent in range(self.ds.agents):
+            merged = Histogram()
+            for h in self.ds.task_histograms(agent, state_at).values():
+                merged = merged.add(h)
+            if not merged.count:
+                continue
+            for name in (f"{level}:last", f"{level}:last_checkpoint"):
+                labels = _label_set(
+                    (
+                        ("__name__", name),
+                        (AGENT, f"agent-{agent:05d}"),
+                        ("instance", self.ds.instance(agent)),
+                        ("job", "bench"),
+                    )
                 )
-                for j, lbls in enumerate(self.labels[i : i + batch])
-            )
-            request = urllib.request.Request(
-                self.url,
-                data=_snappy_literal(body),
-                headers={
-                    "Content-Encoding": "snappy",
-                    "Content-Type": "application/x-protobuf",
-                    "X-Prometheus-Remote-Write-Version": "0.1.0",
-                },
-                method="POST",
-            )
-            with urllib.request.urlopen(request, timeout=60) as resp:
-                resp.read()
+                series.append(labels + _field(4, _histogram_message(merged, t)))
+        remote_write(self.url, series)
 
     def catch_up(self) -> None:
         while self.next_t <= time.time():
@@ -571,7 +831,48 @@ def sanity_checks(
     return out
 
 
+def task_cost_checks(prom: Prometheus, ds: Dataset, fine_from: int, eval_s: float) -> list[Check]:
+    """The organization's coverage ratio and over-limit tasks today against the data set.
+
+    Coverage: the call rates are steady, so priced / (priced + unpriced) calls is the same
+    over any hour (tolerance: float rounding). Over-limit tasks: those the data set finished
+    since 00:00 UTC until the last raw sample before the recorded sample's timestamp;
+    tolerance: the over-limit tasks finished within one evaluation and one sample interval
+    before that instant (samples that arrived after the evaluation) and before the day's
+    start (counted on the side of the edge the evaluation falls).
+    """
+    names = Names(ds.namespace)
+    out = []
+    coverage = prom.query(names.org_coverage)
+    recorded = float(coverage[0]["value"][1]) if coverage else float("nan")
+    out.append(Check(names.org_coverage, recorded, ds.org_coverage(), 1e-6))
+    over = f"sum({names.agent_tasks_over_limit_day_to_date})"
+    stamps, values = (
+        prom.query(f"max(timestamp({names.agent_tasks_over_limit_day_to_date}))"),
+        (prom.query(over)),
+    )
+    if not stamps or not values:
+        return [*out, Check(over, float("nan"), float("nan"), 0.0)]
+    at = float(stamps[0]["value"][1])
+    day = int(at) - int(at) % DAY
+    last = ds.last_sample(at, fine_from)
+    slack = eval_s + ds.interval
+    expected, tolerance = 0, 0
+    for agent in range(ds.agents):
+        expected += ds.over_limit(agent, day - 1, last)
+        tolerance += ds.over_limit(agent, last - slack, last)
+        tolerance += ds.over_limit(agent, day - slack, day - 1)
+    out.append(Check(over, float(values[0]["value"][1]), expected, tolerance + 1e-9))
+    return out
+
+
 # --- the state the rules carry, for rules that read their own previous values ---------------
+
+
+def reads_task_cost(files: dict[str, str], namespace: str) -> bool:
+    """True when the rules count tasks from the per-task cost histogram (they carry it)."""
+    level = Names(namespace).task_cost_histogram.level
+    return any(f"{level}:last" in text for text in files.values())
 
 
 def carries_state(files: dict[str, str]) -> bool:
@@ -603,7 +904,7 @@ def synthesize_state(
     names = Names(ds.namespace)
     cost = names.cost_counter
     running = names.running_total
-    heartbeats = (cost.heartbeat, names.tasks_counter.heartbeat)
+    heartbeats = (cost.heartbeat, names.tasks_counter.heartbeat, names.calls_counter.heartbeat)
     day_acc = names.accumulator(cost.acc_level, DAILY)
     period_acc = names.accumulator(cost.acc_level, MONTHLY)
     day_end = names.day_end(cost.acc_level)
@@ -614,6 +915,9 @@ def synthesize_state(
     dense_from = end - 7 * 3600 - (end % 300)
     running_only = {t for t in _running_total_times(end) if t < dense_from}
     times |= running_only
+    # The over-limit task counts stay at the last checkpoint's: the histogram the rules carry
+    # is the one of that instant whichever way they resume (Feeder.seed_histogram_state).
+    frozen = histogram_state_time(end)
     path = scratch / "state.om"
     count = 0
     with path.open("w", buffering=1 << 22) as out:
@@ -652,11 +956,55 @@ def synthesize_state(
                     ]
                 if at_day_end:
                     lines.append(f"{day_end}{period_label}")
+                lines += _task_cost_state(ds, agent, t, min(t, frozen), fine_from, suffixes)
             out.write("".join(lines))
             count += len(lines)
         out.write("# EOF\n")
     import_openmetrics(path, data_dir)
     return count
+
+
+def histogram_state_time(end: int) -> int:
+    """The last checkpoint (every 15 minutes) of the synthesized state before `end`."""
+    last = end - 60 - 1
+    last -= (last - (end - 7 * 3600 - end % 300)) % 300  # the last synthesized instant
+    return last - last % 900
+
+
+def _task_cost_state(
+    ds: Dataset, agent: int, t: int, counted_until: int, fine_from: int, suffixes: list[str]
+) -> list[str]:
+    """The task-cost group's carried state of an agent at t: its calls per process and
+    outcome (born with 0 at the data's start, like the cost), and its over-limit tasks since
+    the data's start and since the day's start, as counted until `counted_until`."""
+    names = Names(ds.namespace)
+    calls = names.calls_counter
+    calls_running = names.helper(calls.acc_level, "running_total")
+    at = ds.last_sample(t, fine_from)
+    agent_id = f'{AGENT}="agent-{agent:05d}"'
+    proc = f'{agent_id},instance="{ds.instance(agent)}",job="bench"'
+    lines = []
+    for outcome in sorted({ds.outcome(agent, m) for m in range(len(MODELS))}):
+        value = ds.agent_calls(agent, outcome, at)
+        by = f'{names.call_outcome}="{outcome}"'
+        lines.append(f"{calls.level}:sum{{{proc},{by}}} {value:.6f} {t}\n")
+        for x in suffixes:
+            lines += [
+                f"{calls.level}:last{x}{{{proc},{by}}} {value:.6f} {t}\n",
+                f"{calls_running}{x}{{{agent_id},{by}}} {value:.6f} {t}\n",
+            ]
+    counted = ds.last_sample(counted_until, fine_from)
+    day = t - t % DAY
+    over_acc = names.accumulator(names.task_cost_histogram.acc_level, DAILY)
+    for x in suffixes:
+        if ds.tasks_through(agent, counted):
+            over = ds.over_limit(agent, ds.start, counted)
+            lines.append(f"{names.tasks_over_limit_running_total}{x}{{{agent_id}}} {over} {t}\n")
+        if ds.tasks_through(agent, counted) > ds.tasks_through(agent, day - 1):
+            today = ds.over_limit(agent, day - 1, counted)
+            label = f'{DAILY.label}="{day // DAY}"'
+            lines.append(f"{over_acc}{x}{{{agent_id},{label}}} {today} {t}\n")
+    return lines
 
 
 def _early_warning_offsets() -> list[int]:
@@ -711,6 +1059,8 @@ class Result:
     head_series: float
     checks: list[Check] = field(default_factory=list)
     alerts: int = 0  # alerts firing at the end (each one's annotations are expanded per round)
+    # alert name -> state (firing, pending) -> count, at the end; pending alerts are expanded too
+    alert_states: dict[str, dict[str, int]] = field(default_factory=dict)
     note: str = ""
 
 
@@ -728,13 +1078,21 @@ def prepare(args: argparse.Namespace, agents: int, interval: int, scratch: Path)
     now = int(time.time())
     today = now - now % DAY
     ds = Dataset(
-        args.namespace, agents, interval, today - 2 * DAY, today, args.daily_limit, LOADS[args.load]
+        args.namespace,
+        agents,
+        interval,
+        today - 2 * DAY,
+        today,
+        args.daily_limit,
+        LOADS[args.load],
+        args.per_task_limit,
+        OVER_EVERY[args.load],
     )
     work = scratch / f"n{agents}-i{interval}"
     template = work / "raw"
     template.mkdir(parents=True)
     end = now - now % 60
-    log(f"N={agents}, {interval} s samples: writing {len(ds.labels)} series")
+    log(f"N={agents}, {interval} s samples: writing {len(ds.raw_labels)} float series")
     began = time.monotonic()
     raw = backfill_raw(ds, end, template, work)
     raw_s = time.monotonic() - began
@@ -763,6 +1121,8 @@ def bench(
     feeder = Feeder(ds, f"{prom.url}/api/v1/write", end)
     try:
         feeder.start()
+        if stateful and reads_task_cost(files, ds.namespace):
+            feeder.seed_task_cost_state(histogram_state_time(end))
         note = ""
         if not stateful:
             log(f"N={ds.agents} {variant}: backfilling recorded history")
@@ -787,8 +1147,13 @@ def bench(
         groups = wait_evaluations(prom, args.rounds, timeout=args.rounds * 600)
         if args.profile:
             save_cpu_profile(prom, Path(args.profile) / f"n{ds.agents}-i{ds.interval}-{variant}")
-        firing = prom.api("/api/v1/query", query='count(ALERTS{alertstate="firing"}) or vector(0)')
-        alerts = int(float(firing["result"][0]["value"][1]))
+        by_state = prom.query("count by (alertname, alertstate) (ALERTS)")
+        alert_states: dict[str, dict[str, int]] = {}
+        for item in by_state:
+            labels = item["metric"]
+            states = alert_states.setdefault(labels["alertname"], {})
+            states[labels["alertstate"]] = int(float(item["value"][1]))
+        alerts = sum(states.get("firing", 0) for states in alert_states.values())
         if feeder.error:
             raise RuntimeError(f"remote write failed: {feeder.error}")
         rule_stats = []
@@ -812,11 +1177,13 @@ def bench(
         checks = sanity_checks(
             prom, ds, prep.today, args.reset_day, end - FINE_SPAN, eval_s, backfill_s
         )
+        if stateful and reads_task_cost(files, ds.namespace):
+            checks += task_cost_checks(prom, ds, end - FINE_SPAN, eval_s)
         return Result(
             variant=variant,
             agents=ds.agents,
             interval=ds.interval,
-            series=len(ds.labels),
+            series=ds.raw_series,
             raw_samples=prep.raw_samples,
             prepare_s=prepare_s,
             groups=groups,
@@ -827,6 +1194,7 @@ def bench(
             head_series=metrics.get("prometheus_tsdb_head_series", float("nan")),
             checks=checks,
             alerts=alerts,
+            alert_states=alert_states,
             note=note,
         )
     finally:
@@ -866,6 +1234,17 @@ def report(results: Sequence[Result]) -> str:
                 f" | {max(evals, default=float('nan')):.3f} | {samples:,}"
                 f" | {r.rss / mib:.0f} MiB | {r.rss / r.series / 1024:.1f} KiB"
                 f" | {r.head_series:,.0f} | {r.alerts:,} |"
+            )
+    lines += [
+        "",
+        "| agents | samples | rules | alert | firing | pending |",
+        "|---:|---:|---|---|---:|---:|",
+    ]
+    for r in results:
+        for name, states in sorted(r.alert_states.items()):
+            lines.append(
+                f"| {r.agents:,} | {r.interval} s | {r.variant} | {name}"
+                f" | {states.get('firing', 0):,} | {states.get('pending', 0):,} |"
             )
     lines += ["", "| agents | samples | rules | check | recorded | expected | tolerance | ok |"]
     lines.append("|---:|---:|---|---|---:|---:|---:|---|")
@@ -933,15 +1312,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if daily_limit is None:
         parser.error(f"{args.limits}: the bench needs an agent default daily limit")
     args.daily_limit = daily_limit
-    variants = {"new": load_rule_files(args)}
-    if args.baseline_rules:
-        baseline = Path(args.baseline_rules)
-        variants["baseline"] = {
-            p.name: _with_interval(p.read_text(), args.rule_interval)
-            for p in sorted(baseline.glob("*.yml"))
-        }
     results = []
     with _scratch(args.workdir) as scratch:
+        per_task = limits.revisions[-1].default_limit(PER_TASK_FIELD)
+        if per_task is None:
+            # The task-cost rules count nothing without a per-task limit: give the agents one.
+            per_task = daily_limit * BENCH_PER_TASK_SHARE
+            args.limits = str(_with_per_task_default(Path(args.limits), per_task, scratch))
+            log(f"{args.limits}: no agent default per-task limit; the bench uses {per_task:g}")
+        args.per_task_limit = per_task
+        variants = {"new": load_rule_files(args)}
+        if args.baseline_rules:
+            baseline = Path(args.baseline_rules)
+            variants["baseline"] = {
+                p.name: _with_interval(p.read_text(), args.rule_interval)
+                for p in sorted(baseline.glob("*.yml"))
+            }
         for n in agents:
             for interval in intervals:
                 prep = prepare(args, n, interval, scratch)
@@ -971,6 +1357,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("recorded figures off the data beyond the tolerance: " + ", ".join(bad))
         return 1
     return 0
+
+
+def _with_per_task_default(limits: Path, per_task: float, scratch: Path) -> Path:
+    """A copy of the limits file whose last revision gives every agent this per-task limit."""
+    data = yaml.safe_load(limits.read_text())
+    data["revisions"][-1].setdefault("agent_defaults", {})[PER_TASK_FIELD] = per_task
+    path = scratch / f"bench-{limits.name}"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
 
 
 def _with_interval(text: str, interval: str) -> str:
