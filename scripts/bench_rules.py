@@ -835,17 +835,20 @@ def task_cost_checks(prom: Prometheus, ds: Dataset, fine_from: int, eval_s: floa
     """The organization's coverage ratio and over-limit tasks today against the data set.
 
     Coverage: the call rates are steady, so priced / (priced + unpriced) calls is the same
-    over any hour (tolerance: float rounding). Over-limit tasks: those the data set finished
-    since 00:00 UTC until the last raw sample before the recorded sample's timestamp;
-    tolerance: the over-limit tasks finished within one evaluation and one sample interval
-    before that instant (samples that arrived after the evaluation) and before the day's
-    start (counted on the side of the edge the evaluation falls).
+    over any hour; tolerance: one evaluation and one sample interval of calls on either side
+    (an evaluation that saw part of a remote-write batch). Over-limit tasks: those the data
+    set finished since 00:00 UTC until the last raw sample before the recorded sample's
+    timestamp; tolerance: the over-limit tasks finished within one evaluation and one sample
+    interval before that instant (samples that arrived after the evaluation) and before the
+    day's start (counted on the side of the edge the evaluation falls).
     """
     names = Names(ds.namespace)
     out = []
     coverage = prom.query(names.org_coverage)
     recorded = float(coverage[0]["value"][1]) if coverage else float("nan")
-    out.append(Check(names.org_coverage, recorded, ds.org_coverage(), 1e-6))
+    truth = ds.org_coverage()
+    edge = 2 * (eval_s + ds.interval) / 3600 * truth * (1 - truth)
+    out.append(Check(names.org_coverage, recorded, truth, edge + 1e-9))
     over = f"sum({names.agent_tasks_over_limit_day_to_date})"
     stamps, values = (
         prom.query(f"max(timestamp({names.agent_tasks_over_limit_day_to_date}))"),
@@ -1251,8 +1254,9 @@ def report(results: Sequence[Result]) -> str:
     for r in results:
         for c in r.checks:
             lines.append(
-                f"| {r.agents:,} | {r.interval} s | {r.variant} | {c.series} | {c.recorded:,.2f}"
-                f" | {c.expected:,.2f} | {c.tolerance:,.2f} | {'yes' if c.ok else 'NO'} |"
+                f"| {r.agents:,} | {r.interval} s | {r.variant} | {c.series}"
+                f" | {_figure(c.recorded)} | {_figure(c.expected)} | {_figure(c.tolerance)}"
+                f" | {'yes' if c.ok else 'NO'} |"
             )
     lines += [
         "",
@@ -1269,6 +1273,11 @@ def report(results: Sequence[Result]) -> str:
                 f" | {st['eval_s']:.3f} | {st['samples']:,} | {st['peak']:,} |"
             )
     return "\n".join(lines)
+
+
+def _figure(value: float) -> str:
+    """Spend and counts with 2 decimals, ratios (below 1) with 6."""
+    return f"{value:,.6f}" if abs(value) < 1 else f"{value:,.2f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
