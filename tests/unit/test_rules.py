@@ -302,7 +302,7 @@ revisions:
 
 
 def test_no_per_task_rule_without_a_per_task_limit() -> None:
-    records = _records(_limits())
+    records = _records(_limits(LIMITS.replace(", per_task: 2", "")))
     assert spec.Names("synthorg").agent_per_task_limit not in records
 
 
