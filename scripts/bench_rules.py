@@ -2,12 +2,14 @@
 
 For each N in --agents (default 1,000 and 10,000) and each raw sample interval in --interval
 (default 60 and 10 s):
-1. raw data: N agents x 3 models of `<ns>_cost_total` counters (N/100 processes), from 00:00
-   UTC two days ago until now, one sample a minute and the last 30 minutes at the interval,
-   written as OpenMetrics one time window at a time and turned into TSDB blocks by
-   `promtool tsdb create-blocks-from openmetrics`. No rule reads raw counters over more than
-   two minutes or at more than one past instant (the last midnight), so the coarser old
-   history does not change what a query reads;
+1. raw data: N agents x 3 models of `<ns>_cost_total` counters and of `<ns>_calls_total` per
+   outcome (N/100 processes), from 00:00 UTC two days ago until now, one sample a minute and
+   the last 30 minutes at the interval, written as OpenMetrics one time window at a time and
+   turned into TSDB blocks by `promtool tsdb create-blocks-from openmetrics`. No rule reads
+   raw counters over more than two minutes or at more than one past instant (the last
+   midnight), so the coarser old history does not change what a query reads. The per-task
+   cost native histograms (`<ns>_task_cost`, per agent and terminal status) cannot go
+   through OpenMetrics: the feeder (2.) writes them from now on;
 2. for each rule set (the current rules, and the baseline from before the outages redesign,
    scripts/bench-baseline-rules/, side by side): a real Prometheus on a copy of that data; a
    feeder remote-writes a sample per series every interval from now on, as the collector
@@ -21,7 +23,9 @@ For each N in --agents (default 1,000 and 10,000) and each raw sample interval i
    series.
 
 It checks the recorded org day-to-date and period-to-date against what the data set spent
-since each window began, within the tolerance it prints, and exits 1 when one is off.
+since each window began, and the org coverage ratio and over-limit tasks finished today
+against the data set's calls and tasks, within the tolerance it prints, and exits 1 when one
+is off.
 
 Run from the repository root: `.venv/bin/python scripts/bench_rules.py --agents 100`.
 """
