@@ -135,9 +135,13 @@ FAILED_EVERY = 5
 OVER_EVERY = {"bad-day": 10, "typical": 50}
 UNDER_FACTORS = (0.05, 0.1, 0.2, 0.3, 0.45, 0.6, 0.8)
 OVER_FACTORS = (1.5, 3.0)
-# Native histogram schema of the per-task cost (bucket boundaries 2^(k/8)); the SDK's
-# exponential aggregation picks its own scale, typically higher.
-HISTOGRAM_SCHEMA = 3
+# Native histogram schema of the per-task cost (bucket boundaries 2^(k/2^schema)): what the
+# library's SDK aggregation (max scale 8, 1,024 buckets) settles on for these costs, which
+# span 2^6 (--histogram-schema to compare).
+HISTOGRAM_SCHEMA = 7
+# Like the collector's remote-write exporter, a run of up to this many empty buckets stays
+# inside a span; a longer one starts a new span.
+SPAN_GAP = 2
 # The agents' per-task limit when the limits file gives none: this share of the daily limit.
 BENCH_PER_TASK_SHARE = 0.05
 TASK_STATUSES = TERMINAL_STATUSES[:2]  # completed, failed
@@ -145,8 +149,9 @@ TASK_STATUSES = TERMINAL_STATUSES[:2]  # completed, failed
 
 @dataclass
 class Histogram:
-    """A cumulative native histogram (exponential schema HISTOGRAM_SCHEMA, no zero bucket)."""
+    """A cumulative native histogram (exponential schema, no zero bucket)."""
 
+    schema: int = HISTOGRAM_SCHEMA
     count: int = 0
     total: float = 0.0
     buckets: dict[int, int] = field(default_factory=dict)
@@ -154,20 +159,22 @@ class Histogram:
     def observe(self, value: float) -> None:
         self.count += 1
         self.total += value
-        index = bucket_index(value)
+        index = bucket_index(value, self.schema)
         self.buckets[index] = self.buckets.get(index, 0) + 1
 
     def add(self, other: Histogram) -> Histogram:
-        out = Histogram(self.count + other.count, self.total + other.total, dict(self.buckets))
+        out = Histogram(
+            self.schema, self.count + other.count, self.total + other.total, dict(self.buckets)
+        )
         for index, n in other.buckets.items():
             out.buckets[index] = out.buckets.get(index, 0) + n
         return out
 
 
-def bucket_index(value: float) -> int:
+def bucket_index(value: float, schema: int) -> int:
     """The native histogram bucket of a positive value: (2^((i-1)/2^s), 2^(i/2^s)]."""
     fraction, exponent = math.frexp(value)  # value = fraction x 2^exponent, 0.5 <= fraction < 1
-    scale = 1 << HISTOGRAM_SCHEMA
+    scale = 1 << schema
     if fraction == 0.5:  # a power of two: the upper edge of its bucket
         return (exponent - 1) * scale
     return math.ceil((exponent + math.log2(fraction)) * scale)
@@ -190,6 +197,7 @@ class Dataset:
     shares: tuple[float, ...] = LOADS["bad-day"]
     per_task_limit: float = 1.0
     over_every: int = OVER_EVERY["bad-day"]
+    histogram_schema: int = HISTOGRAM_SCHEMA
     labels: list[tuple[tuple[str, str], ...]] = field(default_factory=list)
     per_minute: list[float] = field(default_factory=list)
     burst: list[float] = field(default_factory=list)
@@ -311,7 +319,7 @@ class Dataset:
         out: dict[str, Histogram] = {}
         for k in range(self.tasks_through(agent, t)):
             status, cost = self.task(agent, k)
-            out.setdefault(status, Histogram()).observe(cost)
+            out.setdefault(status, Histogram(self.histogram_schema)).observe(cost)
         return out
 
     def sample_times(self, t0: int, t1: int, fine_from: int) -> range | list[int]:
@@ -418,19 +426,40 @@ def _double(number: int, value: float) -> bytes:
     return _varint(number << 3 | 1) + struct.pack("<d", value)
 
 
+def _spans(indexes: Sequence[int]) -> list[tuple[int, int]]:
+    """(offset, length) spans over sorted bucket indexes; offsets are relative to the end of
+    the previous span (the first: the index itself)."""
+    spans: list[tuple[int, int]] = []
+    end = 0  # index after the previous span
+    start = previous = indexes[0]
+    for index in [*indexes[1:], None]:
+        if index is not None and index - previous <= SPAN_GAP + 1:
+            previous = index
+            continue
+        spans.append((start - end, previous - start + 1))
+        end = previous + 1
+        if index is not None:
+            start = previous = index
+    return spans
+
+
 def _histogram_message(h: Histogram, t: int) -> bytes:
     """prompb.Histogram (prometheus/prompb/types.proto): an integer native histogram, its
-    buckets as one span from the lowest to the highest index (empty ones count 0), counts
-    as deltas from the previous bucket."""
+    buckets in spans (empty buckets inside a span count 0), counts as deltas from the
+    previous bucket."""
     out = _varint(1 << 3) + _varint(h.count)  # count_int = 1
     out += _double(3, h.total)  # sum = 3
-    out += _varint(4 << 3) + _zigzag(HISTOGRAM_SCHEMA)  # schema = 4 (sint32)
+    out += _varint(4 << 3) + _zigzag(h.schema)  # schema = 4 (sint32)
     out += _varint(6 << 3) + _varint(0)  # zero_count_int = 6
     if h.buckets:
-        low, high = min(h.buckets), max(h.buckets)
-        span = _varint(1 << 3) + _zigzag(low) + _varint(2 << 3) + _varint(high - low + 1)
-        out += _field(11, span)  # positive_spans = 11
-        counts = [h.buckets.get(i, 0) for i in range(low, high + 1)]
+        spans = _spans(sorted(h.buckets))
+        counts, index = [], 0
+        for offset, length in spans:
+            index += offset
+            counts += [h.buckets.get(i, 0) for i in range(index, index + length)]
+            index += length
+            span = _varint(1 << 3) + _zigzag(offset) + _varint(2 << 3) + _varint(length)
+            out += _field(11, span)  # positive_spans = 11
         deltas = [c - p for c, p in zip(counts, [0, *counts[:-1]], strict=True)]
         out += _field(12, b"".join(_zigzag(d) for d in deltas))  # positive_deltas = 12, packed
     return out + _varint(15 << 3) + _varint(t * 1000)  # timestamp = 15 (ms)
@@ -503,7 +532,8 @@ class Feeder:
             done = self.ds.tasks_through(agent, t)
             for k in range(self.tasks_done[agent], done):
                 status, cost = self.ds.task(agent, k)
-                self.histograms.setdefault((agent, status), Histogram()).observe(cost)
+                histogram = Histogram(self.ds.histogram_schema)
+                self.histograms.setdefault((agent, status), histogram).observe(cost)
             self.tasks_done[agent] = done
 
     def push(self, t: int) -> None:
@@ -539,7 +569,7 @@ class Feeder:
             for a in range(self.ds.agents)
         ]
         for agent in range(self.ds.agents):
-            merged = Histogram()
+            merged = Histogram(self.ds.histogram_schema)
             for h in self.ds.task_histograms(agent, state_at).values():
                 merged = merged.add(h)
             if not merged.count:
@@ -1094,6 +1124,7 @@ def prepare(args: argparse.Namespace, agents: int, interval: int, scratch: Path)
         LOADS[args.load],
         args.per_task_limit,
         OVER_EVERY[args.load],
+        args.histogram_schema,
     )
     work = scratch / f"n{agents}-i{interval}"
     template = work / "raw"
@@ -1313,6 +1344,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--load", choices=sorted(LOADS), default="bad-day", help="agents' spend today (alerts)"
     )
     parser.add_argument("--profile", help="save Prometheus's CPU profile per run in this directory")
+    parser.add_argument(
+        "--histogram-schema",
+        type=int,
+        choices=range(-4, 9),
+        default=HISTOGRAM_SCHEMA,
+        help="schema of the per-task cost histograms (their number of buckets)",
+    )
     args = parser.parse_args(argv)
     agents = [int(a.replace("_", "")) for a in args.agents.split(",") if a]
     intervals = [int(i) for i in str(args.interval).split(",") if i]
