@@ -55,9 +55,21 @@ RECORDED = {
     "budget_period_forecast_percent",
     "agent_budget_period_forecast",
     "agent_budget_period_forecast_percent",
+    # section 8, per-task cost and coverage
+    "agent_budget_per_task_limit",
+    "agent_tasks_over_limit_day_to_date",
+    "agent_cost_coverage_ratio",
+    "cost_coverage_ratio",
 }
-# Contract section 3 and interface 1: the raw series the instrumentation produces.
-RAW = {"cost_total", "tokens_total", "tasks_total", "calls_total", "telemetry_dropped_total"}
+# Contract sections 3 and 8 and interface 1: the raw series the instrumentation produces.
+RAW = {
+    "cost_total",
+    "tokens_total",
+    "tasks_total",
+    "calls_total",
+    "telemetry_dropped_total",
+    "task_cost",  # a native histogram (section 8)
+}
 
 
 def _limits(**changes: Any) -> Limits:
@@ -383,6 +395,7 @@ def test_agent_panels_link_to_the_agent_dashboard(shipped: dict[str, dict[str, A
     assert set(linked) == {
         "Spend today by agent",
         "Top agents by daily budget used",
+        "Cost per task by agent",
         "Top agents by burn rate (1h)",
         "Spiking now",
     }
