@@ -38,6 +38,11 @@ RECORDED_SERIES = frozenset(
         "synthorg_budget_period_forecast_percent",
         "synthorg_agent_budget_period_forecast",
         "synthorg_agent_budget_period_forecast_percent",
+        # section 8, from the per-task cost issue
+        "synthorg_agent_budget_per_task_limit",
+        "synthorg_agent_tasks_over_limit_day_to_date",
+        "synthorg_agent_cost_coverage_ratio",
+        "synthorg_cost_coverage_ratio",
     }
 )
 
@@ -59,6 +64,9 @@ ALERT_SUFFIXES = frozenset(
         "BudgetBurnRateHigh",
         "AgentBudgetBurnRateHigh",
         "AgentSpendSpike",
+        # section 8, from the per-task cost issue
+        "AgentTaskOverBudget",
+        "BudgetCoverageLow",
     }
 )
 
