@@ -266,7 +266,7 @@ def _tasks(n: Names, limits: Limits) -> list[PanelDef | Row]:
 def _task_cost(n: Names) -> list[PanelDef | Row]:
     """The distribution of task costs and the tasks over the per-task limit."""
     return [
-        Row("Cost per task"),
+        Row("Per-task cost"),
         with_coverage(
             PanelDef(
                 "stat",

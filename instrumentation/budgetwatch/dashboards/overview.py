@@ -215,7 +215,7 @@ def _tasks(n: Names, limits: Limits) -> list[PanelDef | Row]:
     """Cost per task: each agent's distribution and its tasks over the per-task limit."""
     tasks = f"histogram_count({task_cost_over_range(n)}) > 0"
     return [
-        Row("Cost per task"),
+        Row("Per-task cost"),
         with_coverage(
             PanelDef(
                 "table",
