@@ -1,5 +1,6 @@
 """What a dashboard is made of, independent of Grafana's SDK: panels, queries, rows, and the
-selectors and series names the dashboard modules share.
+selectors, series names and panel shapes the dashboard modules share (spend with coverage
+beside it, percent gauges, the cost-per-task queries).
 
 A dashboard module (overview.py, agent_detail.py, pipeline_health.py) returns a
 `DashboardDef`; grafana.py turns it into Grafana's JSON model.
