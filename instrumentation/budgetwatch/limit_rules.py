@@ -11,7 +11,7 @@ from typing import Any
 
 from .limits import Revision
 from .promql import any_of, constant, number
-from .spec import AGENT, MONTHLY, REVISION_LABEL, WINDOWS, Names, Window
+from .spec import AGENT, MONTHLY, PER_TASK_FIELD, REVISION_LABEL, WINDOWS, Names, Window
 
 
 def _rule(record: str, expr: str) -> dict[str, Any]:
@@ -49,12 +49,13 @@ def _org_limit_term(names: Names, revision: Revision, window: Window) -> str | N
     return None
 
 
-def _agent_limit_term(names: Names, revision: Revision, window: Window) -> str | None:
-    limits = revision.agent_limits(window.limit_field)
+def _agent_limit_term(names: Names, revision: Revision, field: str) -> str | None:
+    """An agent limit field (`daily`, `monthly`, `per_task`) of one revision as series."""
+    limits = revision.agent_limits(field)
     explicit = [
         constant(value, AGENT, agent) for agent, value in limits.items() if value is not None
     ]
-    default = revision.default_limit(window.limit_field)
+    default = revision.default_limit(field)
     parts: list[str] = []
     if explicit:
         parts.append(any_of(explicit))
@@ -83,7 +84,14 @@ def limit_rules(names: Names, revisions: Sequence[Revision]) -> list[dict[str, A
         org = _over_revisions(revisions, [_org_limit_term(names, r, window) for r in revisions])
         if org is not None:
             rules.append(_rule(names.org_limit(window), org))
-        agent = _over_revisions(revisions, [_agent_limit_term(names, r, window) for r in revisions])
+        agent = _over_revisions(
+            revisions, [_agent_limit_term(names, r, window.limit_field) for r in revisions]
+        )
         if agent is not None:
             rules.append(_rule(names.agent_limit(window), agent))
+    per_task = _over_revisions(
+        revisions, [_agent_limit_term(names, r, PER_TASK_FIELD) for r in revisions]
+    )
+    if per_task is not None:
+        rules.append(_rule(names.agent_per_task_limit, per_task))
     return rules

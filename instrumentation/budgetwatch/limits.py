@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from .limits_early_warning import BurnRate, Forecast, Spike
+from .limits_tasks import Coverage, TaskLimit
 from .limits_values import (
     MAX_AGENT_ID_LENGTH,
     PathPart,
@@ -45,13 +46,17 @@ from .limits_yaml import (
     format_path,
     load_yaml_document,
 )
-from .spec import WindowName
+from .spec import PER_TASK_FIELD, WINDOW_NAMES, WindowName
 
 API_VERSION = "budgetwatch/v1"
 SUPPORTED_API_VERSIONS = (API_VERSION,)
 KIND = "BudgetLimits"
 
 Window = WindowName  # a limits field per window of the bundle spec
+# A field of an agent's limits: a window's name or PER_TASK_FIELD (a str: Literal[] cannot
+# take the spec's constant).
+LimitField = str
+AGENT_LIMIT_FIELDS: tuple[LimitField, ...] = (*WINDOW_NAMES, PER_TASK_FIELD)
 
 _NAMESPACE_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
@@ -65,19 +70,29 @@ class AgentLimits(_Model):
 
     daily: float | None = None
     monthly: float | None = None
+    # The cost of one task (from its first cost record to its terminal status); the file's
+    # key is PER_TASK_FIELD.
+    task: float | None = Field(default=None, alias=PER_TASK_FIELD)
 
-    @field_validator("daily", "monthly", mode="before")
+    @field_validator("daily", "monthly", "task", mode="before")
     @classmethod
     def _check(cls, value: Any) -> Any:
         return _check_limit_value(value)
 
-    def limit(self, window: Window) -> float | None:
-        value: float | None = getattr(self, window)
+    @classmethod
+    def _attribute(cls, field: LimitField) -> str:
+        for name, info in cls.model_fields.items():
+            if (info.alias or name) == field:
+                return name
+        raise ValueError(f"not an agent limits field: {field!r}")
+
+    def limit(self, field: LimitField) -> float | None:
+        value: float | None = getattr(self, self._attribute(field))
         return value
 
-    def sets(self, window: Window) -> bool:
-        """Whether the file gave this window explicitly (a number or null)."""
-        return window in self.model_fields_set
+    def sets(self, field: LimitField) -> bool:
+        """Whether the file gave this field explicitly (a number or null)."""
+        return self._attribute(field) in self.model_fields_set
 
 
 class OrgLimits(_Model):
@@ -128,16 +143,17 @@ class Revision(_Model):
                     raise _FieldProblem((key if isinstance(key, str) else str(key),), problem)
         return value
 
-    def agent_limits(self, window: Window) -> dict[str, float | None]:
-        """Every listed agent -> its limit for `window` (None = exempt; absent key = default)."""
-        default = self.default_limit(window)
+    def agent_limits(self, field: LimitField) -> dict[str, float | None]:
+        """Every listed agent -> its limit `field` (a window's name or PER_TASK_FIELD);
+        None = exempt; an agent that does not set the field gets the default."""
+        default = self.default_limit(field)
         return {
-            agent_id: (limits.limit(window) if limits.sets(window) else default)
+            agent_id: (limits.limit(field) if limits.sets(field) else default)
             for agent_id, limits in self.agents.items()
         }
 
-    def default_limit(self, window: Window) -> float | None:
-        return self.agent_defaults.limit(window)
+    def default_limit(self, field: LimitField) -> float | None:
+        return self.agent_defaults.limit(field)
 
     @property
     def effective_from_text(self) -> str:
@@ -194,6 +210,9 @@ class Limits(_Model):
     forecast: Forecast = Forecast()
     burn_rate: BurnRate = BurnRate()
     spike: Spike = Spike()
+    # per-task cost and coverage alerts (docs/limits.md): optional, with defaults
+    task_limit: TaskLimit = TaskLimit()
+    coverage: Coverage = Coverage()
     revisions: list[Revision]
 
     @field_validator("namespace")
@@ -249,6 +268,20 @@ class Limits(_Model):
     def alert_prefix(self) -> str:
         """The namespace with a capital first letter, as in alert names: `Synthorg`."""
         return self.namespace[:1].upper() + self.namespace[1:]
+
+    def per_task_values(self) -> tuple[float, ...]:
+        """Every distinct per-task limit (defaults and agents, all revisions), ascending: the
+        bounds the rules count over-limit tasks under."""
+        found = {
+            value
+            for revision in self.revisions
+            for value in (
+                revision.default_limit(PER_TASK_FIELD),
+                *revision.agent_limits(PER_TASK_FIELD).values(),
+            )
+            if value is not None
+        }
+        return tuple(sorted(found))
 
     def revision_at(self, when: datetime) -> Revision | None:
         """The revision in force at `when` (the last one with effective_from <= when)."""
@@ -339,7 +372,7 @@ def _did_you_mean(loc: tuple[PathPart, ...]) -> str:
     if model is None:
         return ""
     names = [f.alias or name for name, f in model.model_fields.items()]
-    close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(loc[-1], names, n=1, cutoff=0.7)
     return f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(names)})"
 
 
@@ -422,6 +455,7 @@ def load_limits(path: str | Path) -> Limits:
 
 
 __all__ = [
+    "AGENT_LIMIT_FIELDS",
     "API_VERSION",
     "KIND",
     "MAX_AGENT_ID_LENGTH",
@@ -429,11 +463,14 @@ __all__ = [
     "SUPPORTED_API_VERSIONS",
     "AgentLimits",
     "Billing",
+    "Coverage",
+    "LimitField",
     "Limits",
     "LimitsError",
     "OrgLimits",
     "PathPart",
     "Revision",
+    "TaskLimit",
     "Thresholds",
     "Window",
     "check_agent_id",

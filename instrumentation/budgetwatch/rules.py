@@ -25,7 +25,7 @@ VictoriaMetrics rulers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import yaml
@@ -34,17 +34,30 @@ from .alert_rules import ALERTS_FILE, DEFAULT_RUNBOOK_BASE_URL, alert_groups, al
 from .early_warning_rules import early_warning_alert_group, early_warning_recording_groups
 from .limit_rules import limit_rules
 from .limits import Limits
-from .promql import indent as _indent
+from .promql import indent as indent
 from .spec import (
     AGENT,
     DAILY,
-    DAY_SECONDS,
     MONTHLY,
     WINDOW_LABEL,
     WINDOWS,
     Counter,
     Names,
     Window,
+)
+from .task_cost_rules import task_cost_alert_group, task_cost_recording_group
+from .window_state import (
+    Timing,
+    accumulator_rule,
+    checkpoint,
+    checkpoint_rule,
+    duration_seconds,
+    heartbeat_rules,
+    process_rules,
+    recovered_sparse,
+    rule,
+    running_total_rules,
+    window_label,
 )
 
 # Samples arrive every 10 s by default; one minute keeps every group cheap and the blur at
@@ -53,149 +66,9 @@ DEFAULT_EVALUATION_INTERVAL = "1m"
 RECORDING_FILE = "budget-recording.yml"
 
 
-@dataclass(frozen=True)
-class Timing:
-    """The clock the rules run on. Tests shorten the day (a short calendar) to cross window
-    edges within minutes; everything else uses the defaults."""
-
-    interval: str = "1m"  # rule evaluation interval (keep it under the 5m lookback)
-    day_seconds: int = DAY_SECONDS  # length of the daily window
-    # A process unseen for this long is forgotten: if it comes back, it counts from its first
-    # value again (and is flagged partial). Covers a silent pipeline of up to this long.
-    baseline_bound_s: int = 6 * 3600
-    # After a gap in rule evaluation, state is read back from this far, at this step (points
-    # read per series: span / step), and the billing period from each of the last midnights.
-    recovery_span: str = "6h"
-    recovery_step: str = "15m"
-    long_recovery_span: str = "35d"
-    long_recovery_step: str = "1d"  # at each midnight (the epoch-aligned steps of a day)
-
-
-def _rule(record: str, expr: str) -> dict[str, Any]:
-    return {"record": record, "expr": expr}
-
-
-def _duration_seconds(text: str) -> int:
-    units = {"s": 1, "m": 60, "h": 3600, "d": DAY_SECONDS}
-    if not text or text[-1] not in units or not text[:-1].isdigit():
-        raise ValueError(f"evaluation interval {text!r}: expected e.g. 30s, 1m or 2m")
-    return int(text[:-1]) * units[text[-1]]
-
-
-def _window_label(window: Window, names: Names, t: Timing) -> str:
-    """`{<label>="<index of the current window>"}` with value 1: tags an accumulator.
-
-    The day is computed inline: the tasks group cannot read the cost group's time helpers
-    (another group may not have run yet at this timestamp).
-    """
-    if window is DAILY:
-        start = f"floor(vector(time()) / {t.day_seconds})"
-    else:
-        start = f"{names.window_start(window)} / {DAY_SECONDS}"
-    return f'count_values("{window.label}", {start})'
-
-
-def _checkpoint(series: str) -> str:
-    return f"{series}_checkpoint"
-
-
-def _checkpoint_rule(series: str, t: Timing) -> dict[str, Any]:
-    """`series` once every recovery step (at the first evaluation of each step): sparse, so
-    that reading it back over hours costs a few samples per series, not one a minute."""
-    step, interval = _duration_seconds(t.recovery_step), _duration_seconds(t.interval)
-    return _rule(_checkpoint(series), f"{series} and on() (vector(time()) % {step} < {interval})")
-
-
-def _recovered(series: str, resumed: str, t: Timing) -> str:
-    """The value `series` had at its last checkpoint before the rule evaluator stopped, if it
-    just resumed (all checkpoints are written at the same evaluations: a consistent state)."""
-    return f"(last_over_time({_checkpoint(series)}[{t.recovery_span}]) and on() {resumed})"
-
-
-def _recovered_sparse(series: str, resumed: str, t: Timing) -> str:
-    """As `_recovered`, for a series written only for a few agents (read at the same steps)."""
-    return f"(last_over_time({series}[{t.recovery_span}:{t.recovery_step}]) and on() {resumed})"
-
-
-def _process_rules(c: Counter, t: Timing) -> list[dict[str, Any]]:
-    """Per process (agent, ..., job, instance): the increase since the previous evaluation.
-
-    `last` carries the last value seen, for up to `Timing.baseline_bound_s` of silence, so that
-    spend during a silent pipeline is counted when the data comes back, on the side of the
-    edge where the first evaluation that sees it falls. Helpers that exist only now and then
-    (a process seen for the first time, a silent process, a resumed evaluation) keep the
-    per-evaluation work to the processes concerned.
-    """
-    total = f"{c.level}:sum"
-    last = f"{c.level}:last"
-    recovered = f"{c.level}:last_recovered"
-    first = f"{c.level}:first_value"
-    silent = f"{c.level}:silent_since"
-    delta = f"{c.level}:increase"
-    resumed = f"absent({c.heartbeat})"
-    # The last value before this evaluation: the carried one (the rule below, read before it
-    # runs), or after a gap in rule evaluation the checkpoint before the gap.
-    prev = f"({last} or {recovered})"
-    # Raw samples since the previous evaluation, plus a minute for samples that arrive late.
-    first_range = f"{_duration_seconds(t.interval) + 60}s"
-    return [
-        # One counter per agent and process: a process' series all reset together.
-        _rule(total, f"sum by ({c.by_instance}) ({c.raw})"),
-        _rule(recovered, _recovered(last, resumed, t)),
-        # Processes seen for the first time (or again after the bound): their first raw
-        # sample, 0 for a process born now, anything else for one running before we saw it.
-        _rule(
-            first,
-            f"sum by ({c.by_instance}) (min_over_time({c.raw}[{first_range}]))\n"
-            f"unless on({c.by_instance}) {prev}",
-        ),
-        _rule(
-            delta,
-            # counter reset (same instance restarted): the new counter counts from 0
-            f"({total} and on({c.by_instance}) ({total} < {prev} * (1 - 1e-9)))\n"
-            f"or\nclamp_min({total} - {prev}, 0)\n"
-            # first seen: counted from its first value
-            f"or\n({total} - {first})",
-        ),
-        # Since when each silent process has been silent; one silent for longer than the
-        # bound is forgotten, and counted from its first value if it ever comes back.
-        _rule(
-            silent,
-            f"(({silent} or {prev} * 0 + time()) unless on({c.by_instance}) {total})\n"
-            f"> time() - {t.baseline_bound_s}",
-        ),
-        _rule(last, f"{total}\nor\n({prev} and on({c.by_instance}) {silent})"),
-        _checkpoint_rule(last, t),
-    ]
-
-
 def _first_seen_partial(c: Counter) -> str:
     """Agents with a process seen for the first time this evaluation with a running counter."""
     return f"min by ({c.by_result}) ({c.level}:first_value > 0) * 0 + time()"
-
-
-def _accumulator_rule(
-    names: Names, c: Counter, window: Window, long_recovery: str | None, t: Timing
-) -> dict[str, Any]:
-    """Spend (or count) of the current window per result: carried, plus this evaluation's."""
-    acc = names.accumulator(c.acc_level, window)
-    resumed = f"absent({c.heartbeat})"
-    previous = f"{acc}\nor\n{_recovered(acc, resumed, t)}"
-    if long_recovery is not None:
-        previous += f"\nor\n{long_recovery}"
-    label = _window_label(window, names, t)
-    delta = (
-        f"label_replace(\n"
-        f"  sum by ({c.by_result}) ({c.level}:increase)\n"
-        f"  * on() group_left({window.label}) {label},\n"
-        f'  "part", "increase", "", ""\n)'
-    )
-    expr = (
-        f"sum by ({c.by_result}, {window.label}) (\n"
-        f"  (\n{_indent(previous, 4)}\n  ) and on({window.label}) {label}\n"
-        f"  or\n{_indent(delta, 2)}\n)"
-    )
-    return _rule(acc, expr)
 
 
 def _partial_rule(
@@ -204,21 +77,21 @@ def _partial_rule(
     """Since when the window's figure of each agent is a lower bound (absent when exact)."""
     since = names.partial_since(window)
     resumed = f"absent({c.heartbeat})"
-    label = _window_label(window, names, t)
+    label = window_label(window, names, t)
     new = _first_seen_partial(c)
     if extra_new is not None:
         new = f"{new}\nor\n{extra_new}"
     expr = (
-        f"(\n  {since}\n  or\n  {_recovered_sparse(since, resumed, t)}\n)"
+        f"(\n  {since}\n  or\n  {recovered_sparse(since, resumed, t)}\n)"
         f" and on({window.label}) {label}\n"
-        f"or\n(\n{_indent(new, 2)}\n) * on() group_left({window.label}) {label}"
+        f"or\n(\n{indent(new, 2)}\n) * on() group_left({window.label}) {label}"
     )
-    return _rule(since, expr)
+    return rule(since, expr)
 
 
 def _time_rules(names: Names, reset_day: int, t: Timing) -> list[dict[str, Any]]:
-    rules = [_rule(names.window_start(w), w.edge(t.day_seconds, reset_day)) for w in WINDOWS]
-    rules.append(_rule(names.period_days, f"days_in_month({names.window_start(MONTHLY)})"))
+    rules = [rule(names.window_start(w), w.edge(t.day_seconds, reset_day)) for w in WINDOWS]
+    rules.append(rule(names.period_days, f"days_in_month({names.window_start(MONTHLY)})"))
     return rules
 
 
@@ -228,30 +101,30 @@ def _cost_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, Any]]:
     long_recovered = names.helper(c.acc_level, f"{period.name}_recovered")
     resumed = f"absent({c.heartbeat})"
     day_end = names.day_end(c.acc_level)
-    long_step = _duration_seconds(t.long_recovery_step)
-    rules = _process_rules(c, t)
+    long_step = duration_seconds(t.long_recovery_step)
+    rules = process_rules(c, t)
     rules += [
-        _accumulator_rule(names, c, day, None, t),
-        _checkpoint_rule(names.accumulator(c.acc_level, day), t),
+        accumulator_rule(names, c, day, None, t),
+        checkpoint_rule(names.accumulator(c.acc_level, day), t),
         # After a gap in rule evaluation longer than the recovery span: the period as it stood
         # at the end of the last day the evaluator saw (later spend is lost; flagged partial).
         # The heartbeat's checkpoints tell whether the short recovery has anything.
-        _rule(
+        rule(
             long_recovered,
             f"last_over_time({day_end}[{t.long_recovery_span}])\n"
-            f"and on({period.label}) {_window_label(period, names, t)}\n"
+            f"and on({period.label}) {window_label(period, names, t)}\n"
             f"and on() ({resumed} unless on() "
-            f"last_over_time({_checkpoint(c.heartbeat)}[{t.recovery_span}]))",
+            f"last_over_time({checkpoint(c.heartbeat)}[{t.recovery_span}]))",
         ),
-        _accumulator_rule(names, c, period, long_recovered, t),
-        _checkpoint_rule(period_acc, t),
+        accumulator_rule(names, c, period, long_recovered, t),
+        checkpoint_rule(period_acc, t),
         # The period total at the last evaluation of each day.
-        _rule(
+        rule(
             day_end,
             f"{period_acc} and on() (vector(time()) % {long_step} >= "
-            f"{long_step - _duration_seconds(t.interval)})",
+            f"{long_step - duration_seconds(t.interval)})",
         ),
-        *_running_total_rules(names, c, t),
+        *running_total_rules(names.running_total, c, t),
         _partial_rule(names, c, day, None, t),
         _partial_rule(
             names,
@@ -264,38 +137,19 @@ def _cost_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, Any]]:
     return rules + _published_cost_rules(names, c)
 
 
-def _running_total_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, Any]]:
-    """Per agent, every increase ever counted, carried like the accumulators but never reset:
-    the early-warning rules read its differences over trailing windows (one sample per agent
-    and window) without caring where a day or a billing period starts. After a gap in rule
-    evaluation longer than the recovery span it starts again from 0 (docs/rules.md)."""
-    running = names.running_total
-    resumed = f"absent({c.heartbeat})"
-    carried = f"{running} or {_recovered(running, resumed, t)}"
-    added = f"sum by ({c.by_result}) ({c.level}:increase)"
-    expr = (
-        f"sum by ({c.by_result}) (\n"
-        f'  label_replace({carried}, "part", "carried", "", "")\n'
-        f"  or\n"
-        f'  label_replace({added}, "part", "increase", "", "")\n'
-        f")"
-    )
-    return [_rule(running, expr), _checkpoint_rule(running, t)]
-
-
 def _published_cost_rules(names: Names, c: Counter) -> list[dict[str, Any]]:
     """Contract section 5's spend series (and section 8's partial flag) from the accumulators."""
     day, period = DAILY, MONTHLY
     day_acc, period_acc = (names.accumulator(c.acc_level, w) for w in (day, period))
     return [
         # Agents seen this period but idle today show an explicit 0.
-        _rule(
+        rule(
             names.agent_to_date(day),
             f"sum without ({day.label}) ({day_acc})\n"
             f"or\nsum without ({period.label}) ({period_acc}) * 0",
         ),
-        _rule(names.agent_to_date(period), f"sum without ({period.label}) ({period_acc})"),
-        _rule(
+        rule(names.agent_to_date(period), f"sum without ({period.label}) ({period_acc})"),
+        rule(
             names.agent_cost_partial,
             "\nor\n".join(
                 f"label_replace(\n  sum without ({w.label}) "
@@ -305,7 +159,7 @@ def _published_cost_rules(names: Names, c: Counter) -> list[dict[str, Any]]:
             ),
         ),
         *(
-            _rule(names.org_to_date(w), f"sum({names.agent_to_date(w)}) or vector(0)")
+            rule(names.org_to_date(w), f"sum({names.agent_to_date(w)}) or vector(0)")
             for w in WINDOWS
         ),
     ]
@@ -315,20 +169,11 @@ def _task_rules(names: Names, c: Counter, t: Timing) -> list[dict[str, Any]]:
     day = DAILY
     acc = names.accumulator(c.acc_level, day)
     return [
-        *_process_rules(c, t),
-        _accumulator_rule(names, c, day, None, t),
-        _checkpoint_rule(acc, t),
-        _rule(names.agent_tasks_day_to_date, f"sum without ({day.label}) ({acc})"),
+        *process_rules(c, t),
+        accumulator_rule(names, c, day, None, t),
+        checkpoint_rule(acc, t),
+        rule(names.agent_tasks_day_to_date, f"sum without ({day.label}) ({acc})"),
     ]
-
-
-def _heartbeat(c: Counter, t: Timing) -> list[dict[str, Any]]:
-    # Last in its group: rules above read the previous evaluation's, to tell a gap. It reads a
-    # series (itself) so that it fails when the stores cannot be read, as the rules above do:
-    # a ruler that queries through a query layer (Thanos Rule) otherwise records a heartbeat
-    # from an evaluation whose state rules failed, and the gap goes unnoticed.
-    beat = f"vector(time()) and on() (absent({c.heartbeat}) or vector(1))"
-    return [_rule(c.heartbeat, beat), _checkpoint_rule(c.heartbeat, t)]
 
 
 def _percent_rules(names: Names) -> list[dict[str, Any]]:
@@ -336,10 +181,10 @@ def _percent_rules(names: Names) -> list[dict[str, Any]]:
     for window in WINDOWS:
         org_spend, agent_spend = names.org_to_date(window), names.agent_to_date(window)
         rules.append(
-            _rule(names.org_percent(window), f"{org_spend} / {names.org_limit(window)} * 100")
+            rule(names.org_percent(window), f"{org_spend} / {names.org_limit(window)} * 100")
         )
         rules.append(
-            _rule(
+            rule(
                 names.agent_percent(window),
                 f"{agent_spend} / on({AGENT}) {names.agent_limit(window)} * 100",
             )
@@ -353,13 +198,13 @@ def _forecast_rules(names: Names, cost: Counter, t: Timing) -> list[dict[str, An
     return [
         # The last hour's spend rate: what the period total rose by in an hour (two points per
         # agent), or for an agent (or a period) younger than that, rate() of its checkpoints.
-        _rule(
+        rule(
             names.agent_rate,
             f"sum without ({period}) ({period_total} - {period_total} offset 1h) / 3600\n"
-            f"or\nsum without ({period}) (rate({_checkpoint(period_total)}[1h]))",
+            f"or\nsum without ({period}) (rate({checkpoint(period_total)}[1h]))",
         ),
         # Seconds until the daily limit at the last hour's rate, only if before 00:00 UTC.
-        _rule(
+        rule(
             names.exhaustion_seconds,
             f"(\n  ({names.agent_limit(DAILY)} - on({AGENT}) "
             f"{names.agent_to_date(DAILY)}) > 0\n)\n"
@@ -382,13 +227,14 @@ def recording_groups(
         *limit_rules(names, limits.revisions),
         *_percent_rules(names),
         *_forecast_rules(names, cost, t),
-        _rule(names.cost_series, f"count({names.cost_total})"),
-        *_heartbeat(cost, t),
+        rule(names.cost_series, f"count({names.cost_total})"),
+        *heartbeat_rules(cost, t),
     ]
-    task_rules = [*_task_rules(names, tasks, t), *_heartbeat(tasks, t)]
+    task_rules = [*_task_rules(names, tasks, t), *heartbeat_rules(tasks, t)]
     return [
         {"name": f"{limits.namespace}-budget-cost", "interval": interval, "rules": cost_rules},
         {"name": f"{limits.namespace}-budget-tasks", "interval": interval, "rules": task_rules},
+        task_cost_recording_group(limits, interval, t),
         *early_warning_recording_groups(limits, interval),
     ]
 
@@ -439,6 +285,9 @@ def render_rule_files(
     alerts = alert_groups(limits, runbook_base_url, evaluation_interval, for_duration)
     alerts.append(
         early_warning_alert_group(limits, runbook_base_url, evaluation_interval, for_duration)
+    )
+    alerts.append(
+        task_cost_alert_group(limits, runbook_base_url, evaluation_interval, for_duration)
     )
     recording = recording_groups(limits, evaluation_interval, timing)
     return {

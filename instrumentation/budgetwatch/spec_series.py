@@ -18,9 +18,11 @@ from .spec import (
     INSTRUMENTS,
     MONTHLY,
     PER_TASK_FIELD,
+    PRICED_OUTCOME,
     TASK_COST,
     TASKS,
     TOKENS,
+    UNPRICED_OUTCOME,
     WINDOWS,
     Window,
     call_outcome_attr,
@@ -260,9 +262,11 @@ class Names:
 
     @property
     def calls_counter(self) -> Counter:
-        """Calls per agent and outcome (the coverage ratio)."""
+        """Priced and unpriced calls per agent and outcome (the coverage ratio; failed calls have
+        no cost to know and count on neither side)."""
+        outcomes = "|".join((PRICED_OUTCOME, UNPRICED_OUTCOME))
         return Counter(
-            raw=self.calls_total,
+            raw=f'{self.calls_total}{{{self.call_outcome}=~"{outcomes}"}}',
             keep=(AGENT, self.call_outcome),
             level=f"{self.ns}:agent_instance_calls",
             acc_level="agent_calls",

@@ -229,7 +229,8 @@ revisions:
         "test.yaml:4:27: thresholds.critical: must be greater than warning (95), got 90",
         "test.yaml:8:11: revisions[0].org.monthly: must be greater than 0 (use null for no "
         "limit), got -1",
-        "test.yaml:10:13: revisions[0].agents.cto.weekly: unknown field (allowed: daily, monthly)",
+        "test.yaml:10:13: revisions[0].agents.cto.weekly: unknown field (allowed: daily, monthly, "
+        "per_task)",
     ]
     assert str(err.value) == "\n".join(err.value.problems)
 

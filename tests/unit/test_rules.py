@@ -39,7 +39,7 @@ revisions:
   - revision: 1
     effective_from: 2026-11-01T00:00:00Z
     org: {monthly: 1000}
-    agent_defaults: {daily: 10}
+    agent_defaults: {daily: 10, per_task: 2}
     agents:
       cto: {daily: 20, monthly: 300}
       auditor: {daily: null}
@@ -283,9 +283,12 @@ def test_alerts_match_the_agreed_table() -> None:
         "SynthorgBudgetBurnRateHigh",
         "SynthorgAgentBudgetBurnRateHigh",
         "SynthorgAgentSpendSpike",
+        # per-task cost and coverage (tests/unit/test_task_cost_rules.py)
+        "SynthorgAgentTaskOverBudget",
+        "SynthorgBudgetCoverageLow",
     }
     severity = {"warning": "warning", "critical": "critical", "exhausted": "critical"}
-    early = set(spec.Alerts("synthorg").early_warning())
+    early = {*spec.Alerts("synthorg").early_warning(), *spec.Alerts("synthorg").per_task()}
     for alert in (a for a in alerts if a["alert"] not in early):
         minutes = int(alert["for"].rstrip("m"))
         assert 0 < minutes <= 5
@@ -338,6 +341,7 @@ def test_runbook_urls_use_the_base_and_the_agreed_anchors() -> None:
 
 
 def test_for_duration_overrides_every_alert_for_tests_only() -> None:
-    # 1m/5m: threshold alerts and daily forecast; 1h forecast overrun, 2m burn rate, 10m spike
-    assert {a["for"] for a in _alerts(_limits())} == {"1m", "5m", "1h", "2m", "10m"}
+    # 1m/5m: threshold alerts and daily forecast; 1h forecast overrun, 2m burn rate, 10m spike,
+    # 0m over-limit tasks (each one counts), 15m coverage
+    assert {a["for"] for a in _alerts(_limits())} == {"1m", "5m", "1h", "2m", "10m", "0m", "15m"}
     assert {a["for"] for a in _alerts(_limits(), for_duration="2s")} == {"2s"}
