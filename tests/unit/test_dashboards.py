@@ -29,7 +29,6 @@ from budgetwatch.dashboards import (
 )
 from budgetwatch.dev.panel_queries import expand_variables
 from budgetwatch.limits import Limits, load_limits, parse_limits
-from budgetwatch.limits_yaml import LimitsError
 from budgetwatch.spec import AGENT, WINDOWS, Names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -509,10 +508,7 @@ def test_coverage_shows_as_a_ratio_red_under_the_floor(shipped: dict[str, dict[s
 
 
 def test_coverage_floor_follows_the_limits_file() -> None:
-    try:
-        limits = _limits(coverage={"min_percent": 80, "for": "15m"})
-    except LimitsError:
-        pytest.skip("the limits model has no coverage section yet (issue 16, limits part)")
+    limits = _limits(coverage={"min_percent": 80, "for": "15m"})
     overview = json.loads(render_dashboards(limits, "x")["budget-overview.json"])
     spend = next(p for p in _panels(overview) if p["title"] == "Spend today")
     assert _coverage_override(spend)["thresholds"]["steps"][1] == {"value": 0.8, "color": "green"}

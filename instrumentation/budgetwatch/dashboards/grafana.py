@@ -80,23 +80,13 @@ def _budget_thresholds(limits: Limits) -> dash_builder.ThresholdsConfig:
     )
 
 
-# coverage.min_percent's default (docs/alerts.md), for a limits model without the section.
-DEFAULT_COVERAGE_MIN_PERCENT = 95.0
-
-
-def coverage_floor(limits: Limits) -> float:
-    """The coverage (0-1) under which coverage shows red: the coverage alert's floor."""
-    section = getattr(limits, "coverage", None)
-    percent = getattr(section, "min_percent", DEFAULT_COVERAGE_MIN_PERCENT)
-    return float(percent) / 100
-
-
 def _coverage_thresholds(limits: Limits) -> dict[str, Any]:
+    """Red under the coverage alert's floor (`coverage.min_percent`), green from it."""
     return {
         "mode": "absolute",
         "steps": [
             {"value": None, "color": "red"},
-            {"value": coverage_floor(limits), "color": "green"},
+            {"value": limits.coverage.min_ratio, "color": "green"},
         ],
     }
 
