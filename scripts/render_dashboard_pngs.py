@@ -366,7 +366,13 @@ def draw_timeseries(
     ax.set_xlim(*(datetime.fromtimestamp(t, UTC) for t in span))
     ax.set_ylim(bottom=0)
     ax.grid(color="#2c3235", linewidth=0.5)
-    ax.legend(loc="upper left", fontsize=6, frameon=False, labelcolor=TEXT, ncol=3)
+    handles, names = ax.get_legend_handles_labels()
+    if right is not None:  # one legend for both axes
+        more = right.get_legend_handles_labels()
+        handles, names = handles + more[0], names + more[1]
+    if handles:
+        ax.legend(handles, names, loc="upper left", fontsize=6, frameon=False, labelcolor=TEXT,
+                  ncol=3)  # fmt: skip
 
 
 def _table_rows(result: PanelResult) -> tuple[list[str], list[list[str]]]:
