@@ -274,8 +274,8 @@ def _task_cost(n: Names) -> list[PanelDef | Row]:
                 "Cost of the selected agents' tasks finished in the dashboard's time range "
                 f"(tasks recorded with a task_id, {n.task_cost}): median, p90 and the max "
                 "bucket (the upper edge of the histogram bucket holding the most expensive "
-                "task: it cost at most this, within a few percent), and the per-task limit "
-                f"in force ({n.agent_per_task_limit}).",
+                "task: it cost at most this, within one bucket, about 1 %), and the per-task "
+                f"limit in force ({n.agent_per_task_limit}).",
                 [
                     *task_cost_queries(n, SEL),
                     Query(
