@@ -224,8 +224,8 @@ def _tasks(n: Names, limits: Limits) -> list[PanelDef | Row]:
                 f"with a task_id, {n.task_cost}) and their cost: median, p90 and the max "
                 "bucket (the upper edge of the histogram bucket holding the most expensive "
                 "task: that task cost at most this, within one bucket, about 1 %); then the "
-                f"per-task limit in force ({n.agent_per_task_limit}) and the tasks finished today over "
-                f"it ({n.agent_tasks_over_limit_day_to_date}).",
+                f"per-task limit in force ({n.agent_per_task_limit}) and the tasks finished "
+                f"today over it ({n.agent_tasks_over_limit_day_to_date}).",
                 [
                     Query(tasks, instant=True, table=True, unit="count", column="tasks"),
                     *task_cost_queries(n, table=True),
