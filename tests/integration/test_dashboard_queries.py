@@ -59,9 +59,9 @@ revisions:
   - revision: 2
     effective_from: 2026-06-01T00:00:00Z
     org: {monthly: 400, daily: 40}
-    agent_defaults: {daily: 10}
+    agent_defaults: {daily: 10, per_task: 2}
     agents:
-      cto: {daily: 20, monthly: 300}
+      cto: {daily: 20, monthly: 300, per_task: 5}
       intern: {daily: 2}
       auditor: {daily: null}
 """
@@ -500,3 +500,24 @@ def test_coverage_beside_spend_shows_the_unpriced_calls(stack: Stack) -> None:
     assert detail["intern"] < detail["cto"], detail  # 1/2 < 3/4
     org = _values(stack, "budget-overview.json", "Spend today", "", ref="C")
     assert 0 < org[""] < 0.95, org
+
+
+def test_per_task_limit_and_over_limit_panels(stack: Stack) -> None:
+    """The per-task limit in force beside the over-limit count: cto's own 5, the default 2 for
+    the others; no task of the ledger carries a task_id, so none is over its limit (0, not
+    absent, for an agent with a limit)."""
+    n = spec.Names(stack.namespace)
+    if not _recorded_by_rules(stack, n.agent_per_task_limit):
+        pytest.skip("the per-task recording rules are not in this tree yet (issue 16, rules part)")
+    limits = {"cto": 5.0, "intern": 2.0, "auditor": 2.0, "writer": 2.0}
+    file, title, agent = "budget-overview.json", "Cost per task by agent", "gen_ai_agent_id"
+    limit = _values(stack, file, title, agent, ref="E")
+    over = _values(stack, file, title, agent, ref="F")
+    assert {a: limit.get(a) for a in limits} == limits, limit
+    assert {a: over.get(a) for a in limits} == dict.fromkeys(limits, 0.0), over
+    total = _values(stack, file, "Tasks over their limit today", "")
+    assert total == {"": 0.0}, total
+    cto = {**ALL, "agent": "cto"}
+    detail = "budget-agent-detail.json"
+    assert _values(stack, detail, "Cost per task", agent, cto, ref="D") == {"cto": 5.0}
+    assert _values(stack, detail, "Tasks over the per-task limit today", agent, cto) == {"cto": 0.0}
