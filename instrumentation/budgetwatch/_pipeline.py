@@ -33,6 +33,7 @@ from opentelemetry.sdk.resources import Resource
 
 from . import spec
 from ._otlp import ExportSettings, make_exporter
+from ._tasks import task_cost_view
 from ._store import (
     COST,
     FAILED,
@@ -203,16 +204,20 @@ class OwnedPipeline:
         # The SDK folds attribute sets beyond 2000 per instrument into otel.metric.overflow;
         # our Store already bounds the series, so lift the SDK's cap above our own.
         cap = 3 * max_series + (max_agents + 2) * (MAX_STATUSES + 1) + 64
+        task_cap = (max_agents + 2) * len(spec.TERMINAL_STATUSES) + 1
         self.reader = PeriodicExportingMetricReader(
             exporter,
             export_interval_millis=export_interval_s * 1000.0,
-            cardinality_limits={ObservableCounter: cap},
+            cardinality_limits={ObservableCounter: cap, Histogram: task_cap},
         )
         resource = Resource.create(
             {"service.name": service_name, "service.instance.id": instance_id}
         )
         self.provider = MeterProvider(
-            metric_readers=[self.reader], resource=resource, shutdown_on_exit=False
+            metric_readers=[self.reader],
+            resource=resource,
+            shutdown_on_exit=False,
+            views=[task_cost_view(namespace)],
         )
         register_instruments(
             self.provider.get_meter(SCOPE, _version()),
