@@ -33,7 +33,7 @@ from opentelemetry.sdk.resources import Resource
 
 from . import spec
 from ._otlp import ExportSettings, make_exporter
-from ._tasks import task_cost_view
+from ._tasks import ZeroFirst, task_cost_view
 from ._store import (
     COST,
     FAILED,
@@ -154,10 +154,16 @@ class GuardedExporter(MetricExporter):
     """Wraps the OTLP exporter: reports export results to the Store, and goes silent in a
     forked child (whose own pipeline exports under its own instance id)."""
 
-    def __init__(self, inner: MetricExporter, finished: Callable[[bool], None]) -> None:
+    def __init__(
+        self,
+        inner: MetricExporter,
+        finished: Callable[[bool], None],
+        zero_first: ZeroFirst | None = None,
+    ) -> None:
         super().__init__(preferred_temporality=CUMULATIVE)
         self._inner = inner
         self._finished = finished
+        self._zero_first = zero_first
         self._pid = os.getpid()
 
     def export(
@@ -167,8 +173,13 @@ class GuardedExporter(MetricExporter):
             return MetricExportResult.SUCCESS
         ok = False
         try:
+            confirm = None
+            if self._zero_first is not None:
+                metrics_data, confirm = self._zero_first.rewrite(metrics_data)
             result = self._inner.export(metrics_data, timeout_millis=timeout_millis)
             ok = result is MetricExportResult.SUCCESS
+            if ok and confirm is not None:
+                confirm()
             return result
         finally:
             self._finished(ok)
@@ -200,7 +211,11 @@ class OwnedPipeline:
         max_agents: int,
         finished: Callable[[bool], None],
     ) -> None:
-        exporter = GuardedExporter(make_exporter(settings, CUMULATIVE), finished)
+        exporter = GuardedExporter(
+            make_exporter(settings, CUMULATIVE),
+            finished,
+            ZeroFirst(spec.TASK_COST.otel_name(namespace)),
+        )
         # The SDK folds attribute sets beyond 2000 per instrument into otel.metric.overflow;
         # our Store already bounds the series, so lift the SDK's cap above our own.
         cap = 3 * max_series + (max_agents + 2) * (MAX_STATUSES + 1) + 64

@@ -20,7 +20,17 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Final
+
+from opentelemetry.sdk.metrics.export import (
+    Buckets,
+    ExponentialHistogram,
+    ExponentialHistogramDataPoint,
+    Metric,
+    MetricsData,
+)
 
 from . import spec
 from ._labels import as_text
@@ -164,3 +174,74 @@ class OpenTasks:
         self._gone.move_to_end(key)
         if len(self._gone) > self.max_open:
             self._gone.popitem(last=False)
+
+
+class ZeroFirst:
+    """"A new series is first exported as 0" (contract section 2), for the task histogram of
+    budgetwatch's own pipeline: a histogram series exported for the first time is preceded,
+    in the same export, by an empty point 1 ms earlier (as the collector's zerofirst processor
+    does for sums), so that Prometheus counts its first tasks. A series counts as announced
+    once an export carrying its empty point succeeded.
+
+    With an application-owned provider budgetwatch does not see the exports: no empty point.
+    """
+
+    def __init__(self, metric_name: str) -> None:
+        self._name = metric_name
+        self._lock = threading.Lock()
+        self._announced: set[frozenset[tuple[str, object]]] = set()
+
+    def rewrite(self, data: MetricsData) -> tuple[MetricsData, Callable[[], None]]:
+        """(`data` with the empty points inserted, what to call once its export succeeded)."""
+        new_keys: list[frozenset[tuple[str, object]]] = []
+        resources = []
+        for rm in data.resource_metrics:
+            scopes = []
+            for sm in rm.scope_metrics:
+                metrics = [
+                    self._with_zeros(m, new_keys) if m.name == self._name else m
+                    for m in sm.metrics
+                ]
+                scopes.append(replace(sm, metrics=metrics))
+            resources.append(replace(rm, scope_metrics=scopes))
+        if not new_keys:
+            return data, _nothing
+
+        def confirm() -> None:
+            with self._lock:
+                self._announced.update(new_keys)
+
+        return MetricsData(resource_metrics=resources), confirm
+
+    def _with_zeros(self, metric: Metric, new_keys: list[frozenset[tuple[str, object]]]) -> Metric:
+        histogram = metric.data
+        if not isinstance(histogram, ExponentialHistogram):
+            return metric
+        points: list[ExponentialHistogramDataPoint] = []
+        with self._lock:
+            for point in histogram.data_points:
+                key = frozenset((point.attributes or {}).items())
+                if key not in self._announced and point.count:
+                    new_keys.append(key)
+                    points.append(_empty(point))
+                points.append(point)
+        return replace(metric, data=replace(histogram, data_points=points))
+
+
+def _empty(point: ExponentialHistogramDataPoint) -> ExponentialHistogramDataPoint:
+    return replace(
+        point,
+        time_unix_nano=max(point.time_unix_nano - 1_000_000, point.start_time_unix_nano),
+        count=0,
+        sum=0.0,
+        zero_count=0,
+        positive=Buckets(offset=0, bucket_counts=[]),
+        negative=Buckets(offset=0, bucket_counts=[]),
+        min=0.0,
+        max=0.0,
+        exemplars=[],
+    )
+
+
+def _nothing() -> None:
+    pass
