@@ -33,7 +33,6 @@ from opentelemetry.sdk.resources import Resource
 
 from . import spec
 from ._otlp import ExportSettings, make_exporter
-from ._tasks import ZeroFirst, task_cost_view
 from ._store import (
     COST,
     FAILED,
@@ -45,6 +44,7 @@ from ._store import (
     Point,
     Store,
 )
+from ._tasks import ZeroFirst, task_cost_view
 
 if TYPE_CHECKING:
     from .telemetry import BudgetTelemetry

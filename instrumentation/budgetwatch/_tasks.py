@@ -177,7 +177,7 @@ class OpenTasks:
 
 
 class ZeroFirst:
-    """"A new series is first exported as 0" (contract section 2), for the task histogram of
+    """ "A new series is first exported as 0" (contract section 2), for the task histogram of
     budgetwatch's own pipeline: a histogram series exported for the first time is preceded,
     in the same export, by an empty point 1 ms earlier (as the collector's zerofirst processor
     does for sums), so that Prometheus counts its first tasks. A series counts as announced
@@ -199,8 +199,7 @@ class ZeroFirst:
             scopes = []
             for sm in rm.scope_metrics:
                 metrics = [
-                    self._with_zeros(m, new_keys) if m.name == self._name else m
-                    for m in sm.metrics
+                    self._with_zeros(m, new_keys) if m.name == self._name else m for m in sm.metrics
                 ]
                 scopes.append(replace(sm, metrics=metrics))
             resources.append(replace(rm, scope_metrics=scopes))

@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, cast
 
 from ._labels import as_text, clean
-from .spec import task_status_attr
 from ._otlp import ExportSettings, resolve
 from ._pipeline import AGENT, SCOPE, OwnedPipeline, register_instruments
 from ._store import (
@@ -35,6 +34,7 @@ from ._store import (
     tokens_valid,
 )
 from ._tasks import TERMINAL, OpenTasks, create_histogram
+from .spec import task_status_attr
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Histogram, MeterProvider
@@ -128,12 +128,8 @@ class BudgetTelemetry:
             meter = self._pipeline.provider.get_meter(SCOPE, _version())
         else:
             meter = meter_provider.get_meter(SCOPE, _version())
-            register_instruments(
-                meter, ref, namespace=namespace, currency=currency, owner_pid=None
-            )
-        self._task_cost: Histogram = create_histogram(
-            meter, namespace=namespace, currency=currency
-        )
+            register_instruments(meter, ref, namespace=namespace, currency=currency, owner_pid=None)
+        self._task_cost: Histogram = create_histogram(meter, namespace=namespace, currency=currency)
         _register_process_hooks(ref)
 
     # --- public API ---------------------------------------------------------------------------

@@ -70,9 +70,10 @@ def app(pipe: Pipeline) -> App:
         app.task(agent, status, task_id=task_id)
     app.flush()
     for (agent, status), totals in TRUTH.items():
+        count = len(totals)
         pipe.wait_value(
             f"histogram_count({_selector(agent, status)})",
-            lambda v, n=len(totals): v == n,
+            lambda v, n=count: v == n,
             what=f"task count of {agent}/{status}",
         )
     return app
@@ -132,9 +133,7 @@ def test_tasks_over_a_limit_that_is_not_a_power_of_two(pipe: Pipeline, app: App)
         assert under is not None and math.isclose(under, total - over, abs_tol=1e-9)
 
 
-def test_a_task_costing_exactly_a_power_of_two_is_at_or_under_it(
-    pipe: Pipeline, app: App
-) -> None:
+def test_a_task_costing_exactly_a_power_of_two_is_at_or_under_it(pipe: Pipeline, app: App) -> None:
     # Bucket upper bounds are inclusive and 2.0 is an edge at every scale: 0, 1.45, 1.55 and
     # 2.0 are at or under 2.0, 4.25 is over.
     sel = _selector("tc-alpha", "completed")
