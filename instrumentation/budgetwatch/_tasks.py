@@ -228,9 +228,13 @@ class ZeroFirst:
 
 
 def _empty(point: ExponentialHistogramDataPoint) -> ExponentialHistogramDataPoint:
+    # A whole millisecond earlier (Prometheus keeps milliseconds), even if that is before the
+    # series' start (a task finished within 1 ms of the first): the start moves back with it.
+    at = point.time_unix_nano - 1_000_000
     return replace(
         point,
-        time_unix_nano=max(point.time_unix_nano - 1_000_000, point.start_time_unix_nano),
+        start_time_unix_nano=min(point.start_time_unix_nano, at),
+        time_unix_nano=at,
         count=0,
         sum=0.0,
         zero_count=0,
