@@ -18,8 +18,10 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-from tests.support.pipeline import App, Pipeline
+from tests.support.genai import start_genai_collector
+from tests.support.pipeline import App, Pipeline, start_app
 
+from budgetwatch.dev.stack import ROOT
 from budgetwatch.spec import AGENT, Names
 
 pytestmark = pytest.mark.e2e
@@ -194,3 +196,42 @@ def _bucket_growth(series: dict[str, Any]) -> float:
             ratios[round(hi / lo, 12)] += 1
     assert len(ratios) == 1, f"buckets of mixed widths: {buckets}"
     return next(iter(ratios))
+
+
+def test_the_sources_pipelines_pass_the_histogram_through_untouched(
+    pipe: Pipeline, app: App
+) -> None:
+    """With sources.yaml merged (GenAI pipelines: agentcap, zerofirst, transforms, filters),
+    the base pipeline still carries the histogram, once, unchanged: the genai pipelines keep
+    only GenAI metrics, and zerofirst/agentcap would not touch an exponential histogram."""
+    workdir = pipe.workdir / "sources"
+    collector = start_genai_collector(
+        workdir / "otelcol",
+        f"{pipe.prometheus.url}/api/v1/write",
+        ROOT / "otel-collector" / "pricing.yaml",
+    )
+    try:
+        app = start_app(workdir / "apps", collector.otlp_http, service="taskcost-sources")
+        try:
+            for task_id, (agent, status, costs, _) in TASKS.items():
+                for cost in costs:
+                    app.cost(f"src-{agent}", cost, task_id=task_id)
+                app.task(f"src-{agent}", status, task_id=task_id)
+            app.flush()
+            for (agent, status), totals in TRUTH.items():
+                sel = _selector(f"src-{agent}", status)
+                count = len(totals)
+                pipe.wait_value(f"histogram_count({sel})", lambda v, n=count: v == n)
+                total = pipe.value(f"histogram_sum({sel})")
+                assert total is not None and math.isclose(total, sum(totals), rel_tol=1e-12)
+                [series] = pipe.prometheus.query(f"{sel}[5m]")
+                assert series["histograms"][0][1]["count"] == "0"  # still empty first
+            # The same buckets as through the base config alone.
+            for agent in ("tc-alpha", "tc-beta"):
+                base = pipe.prometheus.query(_selector(agent, "completed"))[0]
+                merged = pipe.prometheus.query(_selector(f"src-{agent}", "completed"))[0]
+                assert merged["histogram"][1]["buckets"] == base["histogram"][1]["buckets"]
+        finally:
+            app.kill()
+    finally:
+        collector.server.stop()
