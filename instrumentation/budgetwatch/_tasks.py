@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import Histogram, Meter
     from opentelemetry.sdk.metrics.view import View
 
+Reasons = tuple[str, ...]  # drop reasons an event caused, usually none
+
 # Task ids are UUIDs or short keys; a longer one is a bug (a prompt, a stack trace).
 MAX_TASK_ID_LENGTH: Final = 256
 TERMINAL: Final = frozenset(spec.TERMINAL_STATUSES)
@@ -107,65 +109,67 @@ class OpenTasks:
     def __len__(self) -> int:
         return len(self._open)
 
-    def add(self, task_id: object, cost: float) -> list[str]:
+    def add(self, task_id: object, cost: float) -> Reasons:
         """Add `cost` to the task (opening it when new)."""
         # Hot path: a known open task.
-        with self.lock:
-            if type(task_id) is str and task_id in self._open:
-                self._open[task_id] += cost
-                return []
+        if type(task_id) is str:
+            with self.lock:
+                total = self._open.get(task_id)
+                if total is not None:
+                    self._open[task_id] = total + cost
+                    return ()
         key = task_key(task_id)
         if key is None:
-            return ["invalid_task_id"]
+            return ("invalid_task_id",)
         with self.lock:
             if key in self._open:
                 self._open[key] += cost
-                return []
+                return ()
             evicted = self._gone.get(key)
             if evicted is not None:
                 # Its total is unknown (evicted) or already recorded (closed): leave it out.
-                return [] if evicted else ["task_already_closed"]
+                return () if evicted else ("task_already_closed",)
             return self._open_locked(key, cost)
 
-    def touch(self, task_id: object) -> list[str]:
+    def touch(self, task_id: object) -> Reasons:
         """A non-terminal status: open the task at cost 0 unless open (or evicted)."""
         key = task_key(task_id)
         if key is None:
-            return ["invalid_task_id"]
+            return ("invalid_task_id",)
         with self.lock:
             if key in self._open:
-                return []
+                return ()
             evicted = self._gone.get(key)
             if evicted:
-                return []  # stays out: a reopened evicted task would report a partial sum
+                return ()  # stays out: a reopened evicted task would report a partial sum
             if evicted is not None:
                 del self._gone[key]  # a closed task resumed
             return self._open_locked(key, 0.0)
 
-    def close(self, task_id: object) -> tuple[float | None, list[str]]:
+    def close(self, task_id: object) -> tuple[float | None, Reasons]:
         """A terminal status: (the task's total to record, or None; drop reasons).
 
         A task never seen cost nothing (it made no priced call): its total is 0.
         """
         key = task_key(task_id)
         if key is None:
-            return None, ["invalid_task_id"]
+            return None, ("invalid_task_id",)
         with self.lock:
             total = self._open.pop(key, None)
             if total is None:
                 evicted = self._gone.get(key)
                 if evicted is not None:
-                    return None, ["task_evicted_closed" if evicted else "task_already_closed"]
+                    return None, ("task_evicted_closed" if evicted else "task_already_closed",)
                 total = 0.0
             self._forget_locked(key, evicted=False)
-            return total, []
+            return total, ()
 
-    def _open_locked(self, key: str, cost: float) -> list[str]:
-        reasons: list[str] = []
+    def _open_locked(self, key: str, cost: float) -> Reasons:
+        reasons: Reasons = ()
         if len(self._open) >= self.max_open:
             oldest, _ = self._open.popitem(last=False)
             self._forget_locked(oldest, evicted=True)
-            reasons.append("task_evicted")
+            reasons = ("task_evicted",)
         self._open[key] = cost
         return reasons
 

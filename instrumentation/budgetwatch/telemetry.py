@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
 from ._labels import as_text, clean
@@ -378,7 +378,7 @@ class BudgetTelemetry:
         if reasons:
             self._count(store, reasons)
 
-    def _count(self, store: Store, reasons: list[str]) -> None:
+    def _count(self, store: Store, reasons: Sequence[str]) -> None:
         with store.lock:
             first = [reason for reason in reasons if store.drop(reason)]
         _warn(first)

@@ -184,10 +184,10 @@ def test_the_oldest_open_task_is_evicted_and_its_end_is_not_recorded_as_zero(
 def test_the_memory_of_gone_tasks_is_bounded_too() -> None:
     table = OpenTasks(max_open=3)
     for i in range(10):
-        assert table.close(f"t{i}") == (0.0, [])
+        assert table.close(f"t{i}") == (0.0, ())
     assert len(table._gone) == 3
-    assert table.close("t0") == (0.0, [])  # forgotten: a task never seen again
-    assert table.close("t9") == (None, ["task_already_closed"])
+    assert table.close("t0") == (0.0, ())  # forgotten: a task never seen again
+    assert table.close("t9") == (None, ("task_already_closed",))
 
 
 def test_eviction_is_first_opened_first_out_at_any_size() -> None:
