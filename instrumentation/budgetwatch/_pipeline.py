@@ -211,11 +211,8 @@ class OwnedPipeline:
         max_agents: int,
         finished: Callable[[bool], None],
     ) -> None:
-        exporter = GuardedExporter(
-            make_exporter(settings, CUMULATIVE),
-            finished,
-            ZeroFirst(spec.TASK_COST.otel_name(namespace)),
-        )
+        self.zero_first = ZeroFirst(spec.TASK_COST.otel_name(namespace))
+        exporter = GuardedExporter(make_exporter(settings, CUMULATIVE), finished, self.zero_first)
         # The SDK folds attribute sets beyond 2000 per instrument into otel.metric.overflow;
         # our Store already bounds the series, so lift the SDK's cap above our own.
         cap = 3 * max_series + (max_agents + 2) * (MAX_STATUSES + 1) + 64

@@ -182,10 +182,14 @@ class OpenTasks:
 
 class ZeroFirst:
     """ "A new series is first exported as 0" (contract section 2), for the task histogram of
-    budgetwatch's own pipeline: a histogram series exported for the first time is preceded,
-    in the same export, by an empty point 1 ms earlier (as the collector's zerofirst processor
-    does for sums), so that Prometheus counts its first tasks. A series counts as announced
-    once an export carrying its empty point succeeded.
+    budgetwatch's own pipeline, as the Store does for the counters: a histogram series not yet
+    announced is exported empty (count 0) in place of its point, so that Prometheus counts its
+    first tasks; it counts as announced once an export carrying the empty point succeeded, and
+    is exported as it is from then on (`force_flush` exports again at once).
+
+    Not both in one export (an empty point 1 ms before the real one): an export that reached
+    Prometheus but failed to answer would then be repeated as real, empty, real, which
+    Prometheus reads as a counter reset and counts the first tasks twice.
 
     With an application-owned provider budgetwatch does not see the exports: no empty point.
     """
@@ -194,9 +198,10 @@ class ZeroFirst:
         self._name = metric_name
         self._lock = threading.Lock()
         self._announced: set[frozenset[tuple[str, object]]] = set()
+        self.confirmed = 0  # series announced so far (force_flush: export again if it grew)
 
     def rewrite(self, data: MetricsData) -> tuple[MetricsData, Callable[[], None]]:
-        """(`data` with the empty points inserted, what to call once its export succeeded)."""
+        """(`data` with unannounced series emptied, what to call once its export succeeded)."""
         new_keys: list[frozenset[tuple[str, object]]] = []
         resources = []
         for rm in data.resource_metrics:
@@ -213,6 +218,7 @@ class ZeroFirst:
         def confirm() -> None:
             with self._lock:
                 self._announced.update(new_keys)
+                self.confirmed += len(new_keys)
 
         return MetricsData(resource_metrics=resources), confirm
 
@@ -227,18 +233,14 @@ class ZeroFirst:
                 if key not in self._announced and point.count:
                     new_keys.append(key)
                     points.append(_empty(point))
-                points.append(point)
+                else:
+                    points.append(point)
         return replace(metric, data=replace(histogram, data_points=points))
 
 
 def _empty(point: ExponentialHistogramDataPoint) -> ExponentialHistogramDataPoint:
-    # A whole millisecond earlier (Prometheus keeps milliseconds), even if that is before the
-    # series' start (a task finished within 1 ms of the first): the start moves back with it.
-    at = point.time_unix_nano - 1_000_000
     return replace(
         point,
-        start_time_unix_nano=min(point.start_time_unix_nano, at),
-        time_unix_nano=at,
         count=0,
         sum=0.0,
         zero_count=0,

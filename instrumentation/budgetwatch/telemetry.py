@@ -429,11 +429,13 @@ class BudgetTelemetry:
         assert self._pipeline is not None
         store = self._store
         store.start_flush()
+        histograms = self._pipeline.zero_first.confirmed
         try:
             self._pipeline.force_flush(timeout_s)
         except Exception:
             logger.debug("budgetwatch: flush did not complete", exc_info=True)
-        return store.flush_result()
+        ok, announced = store.flush_result()
+        return ok, announced + self._pipeline.zero_first.confirmed - histograms
 
     def _after_fork_in_child(self) -> None:
         """A new process: new identity, empty totals, and (if ours) a new export pipeline."""

@@ -386,11 +386,27 @@ def test_owned_pipeline_exports_an_empty_point_first_then_the_tasks() -> None:
     assert {p.temporality for p in points} == {2}  # cumulative
     assert {p.unit for p in points} == {"{USD}"}
     series = [(p.count, p.sum) for p in points if p.attributes == {AGENT: "a", STATUS: "completed"}]
-    # An empty point 1 ms before the first one, in the same export; never again after.
+    # Empty first (force_flush then exports the task at once), never again after.
     assert series[:2] == [(0, 0.0), (1, 0.75)]
     assert series[-1] == (2, 0.75)
     assert series.count((0, 0.0)) == 1
-    assert points[1].time_unix_nano - points[0].time_unix_nano == 1_000_000
+    assert points[0].time_unix_nano < points[1].time_unix_nano
+
+
+def test_a_series_born_while_the_collector_refuses_still_arrives_empty_first() -> None:
+    with OtlpReceiver() as receiver:
+        receiver.status = 503
+        telemetry = BudgetTelemetry(
+            "svc", endpoint=receiver.base_url, export_interval_s=60, timeout_s=0.5
+        )
+        telemetry.record_cost("a", 0.75, task_id="t1")
+        telemetry.record_task("a", "completed", task_id="t1")
+        assert not telemetry.force_flush(2)
+        receiver.status = 200
+        assert telemetry.force_flush(5)
+        telemetry.shutdown()
+        series = [(p.count, p.sum) for p in receiver.histograms(TASK_COST)]
+    assert series[:2] == [(0, 0.0), (1, 0.75)]
 
 
 def test_the_empty_point_is_repeated_until_an_export_carrying_it_succeeds() -> None:
@@ -411,10 +427,12 @@ def test_the_empty_point_is_repeated_until_an_export_carrying_it_succeeds() -> N
         ]
 
     first, _failed_export = zero_first.rewrite(data)  # the export failed: never confirmed
-    assert counts(first) == [0, 1]
+    assert counts(first) == [0]
     again, confirm = zero_first.rewrite(data)
-    assert counts(again) == [0, 1]
+    assert counts(again) == [0]
+    assert zero_first.confirmed == 0
     confirm()
+    assert zero_first.confirmed == 1
     after, _ = zero_first.rewrite(data)
     assert counts(after) == [1]
     provider.shutdown()
