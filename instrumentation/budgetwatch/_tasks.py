@@ -33,7 +33,7 @@ from opentelemetry.sdk.metrics.export import (
 )
 
 from . import spec
-from ._labels import as_text
+from ._labels import as_text, clean
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Histogram, Meter
@@ -91,6 +91,35 @@ def task_key(task_id: object) -> str | None:
     if text is None or len(text) > MAX_TASK_ID_LENGTH or not text.strip():
         return None
     return text
+
+
+class TaskCosts:
+    """The open tasks of one process and the histogram their totals go to (a forked child
+    builds new ones)."""
+
+    def __init__(self, max_open: int, histogram: Histogram, namespace: str) -> None:
+        self.open = OpenTasks(max_open)
+        self.histogram = histogram
+        self._status_attr = spec.task_status_attr(namespace)
+
+    def __len__(self) -> int:
+        return len(self.open)
+
+    def add(self, task_id: object, cost: float) -> Reasons:
+        return self.open.add(task_id, cost)
+
+    def status(self, task_id: object, status: object, agent: Callable[[], str]) -> Reasons:
+        """A task entered `status`; `agent()` gives the agent attribute if a total is recorded."""
+        text = as_text(status)
+        cleaned = clean(text).lower() if text is not None else ""
+        if not cleaned:
+            return ()  # counted as invalid_status already: no status, no task change
+        if cleaned not in TERMINAL:
+            return self.open.touch(task_id)
+        total, reasons = self.open.close(task_id)
+        if total is not None:
+            self.histogram.record(total, {spec.AGENT_ATTR: agent(), self._status_attr: cleaned})
+        return reasons
 
 
 class OpenTasks:

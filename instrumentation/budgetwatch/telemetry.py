@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, cast
 
 from ._labels import as_text, clean
 from ._otlp import ExportSettings, resolve
-from ._pipeline import AGENT, SCOPE, OwnedPipeline, register_instruments
+from ._pipeline import SCOPE, OwnedPipeline, register_instruments
 from ._store import (
     FAILED,
     INPUT_TOKENS,
@@ -33,11 +33,10 @@ from ._store import (
     cost_problem,
     tokens_valid,
 )
-from ._tasks import TERMINAL, OpenTasks, create_histogram
-from .spec import task_status_attr
+from ._tasks import TaskCosts, create_histogram
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import Histogram, MeterProvider
+    from opentelemetry.metrics import MeterProvider
 
 __all__ = ["BudgetTelemetry"]
 
@@ -104,7 +103,6 @@ class BudgetTelemetry:
         self.max_agents = max_agents
         self.max_series = max_series
         self.max_open_tasks = max_open_tasks
-        self._status_attr = task_status_attr(namespace)
         self._app_provider = meter_provider
         self._settings: ExportSettings | None = None
         if meter_provider is None:
@@ -120,7 +118,6 @@ class BudgetTelemetry:
         self._close_lock = threading.Lock()
         self._instance_id = str(uuid.uuid4())
         self._store = self._new_store()
-        self._tasks = OpenTasks(max_open_tasks)
         self._pipeline: OwnedPipeline | None = None
         ref = weakref.ref(self)
         if meter_provider is None:
@@ -129,7 +126,11 @@ class BudgetTelemetry:
         else:
             meter = meter_provider.get_meter(SCOPE, _version())
             register_instruments(meter, ref, namespace=namespace, currency=currency, owner_pid=None)
-        self._task_cost: Histogram = create_histogram(meter, namespace=namespace, currency=currency)
+        self._tasks = TaskCosts(
+            max_open_tasks,
+            create_histogram(meter, namespace=namespace, currency=currency),
+            namespace,
+        )
         _register_process_hooks(ref)
 
     # --- public API ---------------------------------------------------------------------------
@@ -352,7 +353,7 @@ class BudgetTelemetry:
             first = [reason for reason in folds if store.drop(reason)]
         _warn(first)
 
-    # --- cost per task ------------------------------------------------------------------------
+    # --- cost per task (_tasks.py) -----------------------------------------------------------
 
     def _add_to_task(self, task_id: object, cost: float) -> None:
         reasons = self._tasks.add(task_id, cost)
@@ -360,21 +361,11 @@ class BudgetTelemetry:
             self._count(self._store, reasons)
 
     def _task_status(self, store: Store, agent_id: object, status: object, task_id: object) -> None:
-        text = as_text(status)
-        cleaned = clean(text).lower() if text is not None else ""
-        if not cleaned:
-            return  # counted as invalid_status already; no status, no task change
-        if cleaned not in TERMINAL:
-            reasons = self._tasks.touch(task_id)
-            if reasons:
-                self._count(store, reasons)
-            return
-        total, reasons = self._tasks.close(task_id)
-        if total is not None:
-            with store.lock:
-                # Agent folds were counted once for this event, by the tasks counter.
-                agent = store.agent_label(agent_id, [])
-            self._task_cost.record(total, {AGENT: agent, self._status_attr: cleaned})
+        def agent() -> str:
+            with store.lock:  # its folds were counted once for this event, by the tasks counter
+                return store.agent_label(agent_id, [])
+
+        reasons = self._tasks.status(task_id, status, agent)
         if reasons:
             self._count(store, reasons)
 
@@ -442,19 +433,16 @@ class BudgetTelemetry:
         self._close_lock = threading.Lock()
         self._instance_id = str(uuid.uuid4())
         self._store = self._new_store()
-        self._tasks = OpenTasks(self.max_open_tasks)
-        if self._pipeline is None or self._closed:
-            return
-        inherited = self._pipeline
-        self._pipeline = self._new_pipeline()
-        self._task_cost = create_histogram(
-            self._pipeline.provider.get_meter(SCOPE, _version()),
-            namespace=self.namespace,
-            currency=self.currency,
-        )
-        # The inherited pipeline is silenced by its pid guards; stop its thread off the
-        # fork path so a lock copied mid-use in the parent cannot block the child.
-        threading.Thread(target=_stop_quietly, args=(inherited,), daemon=True).start()
+        histogram = self._tasks.histogram  # the application's provider: the same instrument
+        if self._pipeline is not None and not self._closed:
+            inherited = self._pipeline
+            self._pipeline = self._new_pipeline()
+            meter = self._pipeline.provider.get_meter(SCOPE, _version())
+            histogram = create_histogram(meter, namespace=self.namespace, currency=self.currency)
+            # The inherited pipeline is silenced by its pid guards; stop its thread off the
+            # fork path so a lock copied mid-use in the parent cannot block the child.
+            threading.Thread(target=_stop_quietly, args=(inherited,), daemon=True).start()
+        self._tasks = TaskCosts(self.max_open_tasks, histogram, self.namespace)
 
     def _at_exit(self) -> None:
         self.shutdown()

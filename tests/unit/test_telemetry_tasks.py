@@ -257,7 +257,7 @@ def test_an_internal_error_is_counted_never_raised(
     def broken(*_: Any, **__: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(setup.telemetry._task_cost, "record", broken)
+    monkeypatch.setattr(setup.telemetry._tasks.histogram, "record", broken)
     setup.telemetry.record_task("a", "completed", task_id="t")
     assert setup.dropped() == {"internal_error": 1}
 
