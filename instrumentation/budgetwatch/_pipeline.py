@@ -44,6 +44,7 @@ from ._store import (
     Point,
     Store,
 )
+from ._tasks import ZeroFirst, task_cost_view
 
 if TYPE_CHECKING:
     from .telemetry import BudgetTelemetry
@@ -153,10 +154,16 @@ class GuardedExporter(MetricExporter):
     """Wraps the OTLP exporter: reports export results to the Store, and goes silent in a
     forked child (whose own pipeline exports under its own instance id)."""
 
-    def __init__(self, inner: MetricExporter, finished: Callable[[bool], None]) -> None:
+    def __init__(
+        self,
+        inner: MetricExporter,
+        finished: Callable[[bool], None],
+        zero_first: ZeroFirst | None = None,
+    ) -> None:
         super().__init__(preferred_temporality=CUMULATIVE)
         self._inner = inner
         self._finished = finished
+        self._zero_first = zero_first
         self._pid = os.getpid()
 
     def export(
@@ -166,8 +173,13 @@ class GuardedExporter(MetricExporter):
             return MetricExportResult.SUCCESS
         ok = False
         try:
+            confirm = None
+            if self._zero_first is not None:
+                metrics_data, confirm = self._zero_first.rewrite(metrics_data)
             result = self._inner.export(metrics_data, timeout_millis=timeout_millis)
             ok = result is MetricExportResult.SUCCESS
+            if ok and confirm is not None:
+                confirm()
             return result
         finally:
             self._finished(ok)
@@ -199,20 +211,25 @@ class OwnedPipeline:
         max_agents: int,
         finished: Callable[[bool], None],
     ) -> None:
-        exporter = GuardedExporter(make_exporter(settings, CUMULATIVE), finished)
+        self.zero_first = ZeroFirst(spec.TASK_COST.otel_name(namespace))
+        exporter = GuardedExporter(make_exporter(settings, CUMULATIVE), finished, self.zero_first)
         # The SDK folds attribute sets beyond 2000 per instrument into otel.metric.overflow;
         # our Store already bounds the series, so lift the SDK's cap above our own.
         cap = 3 * max_series + (max_agents + 2) * (MAX_STATUSES + 1) + 64
+        task_cap = (max_agents + 2) * len(spec.TERMINAL_STATUSES) + 1
         self.reader = PeriodicExportingMetricReader(
             exporter,
             export_interval_millis=export_interval_s * 1000.0,
-            cardinality_limits={ObservableCounter: cap},
+            cardinality_limits={ObservableCounter: cap, Histogram: task_cap},
         )
         resource = Resource.create(
             {"service.name": service_name, "service.instance.id": instance_id}
         )
         self.provider = MeterProvider(
-            metric_readers=[self.reader], resource=resource, shutdown_on_exit=False
+            metric_readers=[self.reader],
+            resource=resource,
+            shutdown_on_exit=False,
+            views=[task_cost_view(namespace)],
         )
         register_instruments(
             self.provider.get_meter(SCOPE, _version()),

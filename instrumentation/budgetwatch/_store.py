@@ -60,6 +60,11 @@ REASONS: Final = (
     "status_overflow",
     "series_overflow",
     "internal_error",
+    # cost per task (_tasks.py)
+    "invalid_task_id",
+    "task_evicted",
+    "task_evicted_closed",
+    "task_already_closed",
 )
 
 CallKey = tuple[str, str, str]
@@ -149,6 +154,10 @@ class Store:
     def cache_task(self, agent_id: object, status: object, row: Row) -> None:
         if len(self.task_cache) < _CACHE_FACTOR * (self.max_agents + 2) * 4:
             self.task_cache[(agent_id, status)] = row
+
+    def agent_label(self, agent_id: object, folds: list[str]) -> str:
+        """The agent attribute value for a raw agent id (the same for every instrument)."""
+        return self._agent(agent_id, folds)
 
     def _agent(self, agent_id: object, folds: list[str]) -> str:
         if agent_id is None:
