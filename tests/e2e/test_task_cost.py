@@ -70,6 +70,9 @@ def app(pipe: Pipeline) -> App:
                 app.cost(agent, costs[i], provider="anthropic", model="m", task_id=task_id)
     for task_id, (agent, status, _, _) in TASKS.items():
         app.task(agent, status, task_id=task_id)
+    # Coverage: beta also made two calls of a model without a price, and one that failed.
+    for outcome in ("unpriced", "unpriced", "failed"):
+        app.send("call", agent="tc-beta", outcome=outcome, provider="acme", model="new-model")
     app.flush()
     for (agent, status), totals in TRUTH.items():
         count = len(totals)
@@ -184,6 +187,40 @@ def test_finer_buckets_for_closer_costs(pipe: Pipeline, app: App) -> None:
     beta = _bucket_growth(pipe.prometheus.query(_selector("tc-beta", "completed"))[0])
     assert math.isclose(alpha, 2 ** (2**-8), rel_tol=1e-9)
     assert math.isclose(beta, 2 ** (2**-6), rel_tol=1e-9)
+
+
+# --- through the recording rules (rendered from tests/e2e/limits-e2e.yaml): per-task limits
+# tc-alpha 1.5 (not a bucket edge), tc-beta 2 (an edge).
+OVER_LIMIT = {"tc-alpha": 3.0, "tc-beta": 1.0}  # alpha: 1.55, 2.0, 4.25; beta: 10.0
+
+
+def test_the_rules_count_the_tasks_over_each_agents_per_task_limit(
+    pipe: Pipeline, app: App
+) -> None:
+    for agent, over in OVER_LIMIT.items():
+        pipe.wait_value(
+            f'{NAMES.agent_tasks_over_limit_day_to_date}{{{AGENT}="{agent}"}}',
+            lambda v, n=over: v is not None and math.isclose(v, n, abs_tol=1e-9),
+            what=f"over-limit tasks of {agent}",
+        )
+    limits = pipe.values(f"{NAMES.agent_per_task_limit}{{{AGENT}=~'tc-.*'}}")
+    assert sorted(limits.values()) == [1.5, 2.0]
+
+
+def test_the_rules_give_the_share_of_priced_calls(pipe: Pipeline, app: App) -> None:
+    # alpha: 11 priced calls, none unpriced; beta: 7 priced, 2 unpriced (the failed one counts
+    # on neither side).
+    priced = {"tc-alpha": 11, "tc-beta": 7}
+    assert {a: sum(len(c) for ag, _, c, _ in TASKS.values() if ag == a) for a in priced} == priced
+    truth = {"tc-alpha": 1.0, "tc-beta": 7 / 9}
+    for agent, ratio in truth.items():
+        pipe.wait_value(
+            f'{NAMES.agent_coverage}{{{AGENT}="{agent}"}}',
+            lambda v, r=ratio: v is not None and math.isclose(v, r, rel_tol=1e-9),
+            what=f"coverage of {agent}",
+        )
+    org = pipe.value(NAMES.org_coverage)
+    assert org is not None and 0 < org < 1
 
 
 def _bucket_growth(series: dict[str, Any]) -> float:
