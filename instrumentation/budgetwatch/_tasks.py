@@ -45,13 +45,13 @@ Reasons = tuple[str, ...]  # drop reasons an event caused, usually none
 MAX_TASK_ID_LENGTH: Final = 256
 TERMINAL: Final = frozenset(spec.TERMINAL_STATUSES)
 
-# Buckets of the histogram. The SDK starts at scale 20 and halves its resolution whenever a
-# series' values need more than MAX_BUCKETS buckets. 1,024 buckets keep scale 6 (buckets
-# 2^(1/64), 1.09 % wide) over costs spanning 16 octaves (4.8 decades), scale 7 (0.54 %) over
-# 2.4 decades; Prometheus stores at most scale 8 (0.27 %): the remote-write exporter scales
-# finer histograms down to it. Worst case per series: a list of 1,024 counts in the SDK and
-# 1 KB of (mostly zero) counts per OTLP export.
-MAX_SCALE: Final = 20
+# Buckets of the histogram. The SDK starts at MAX_SCALE and halves its resolution whenever a
+# series' values need more than MAX_BUCKETS buckets. Prometheus stores at most scale 8 (0.27 %
+# buckets; the remote-write exporter scales finer histograms down to it): starting there loses
+# nothing and keeps the counts of a series of close costs short. 1,024 buckets keep scale 7
+# (0.54 %) over costs spanning 2.4 decades and scale 6 (1.09 %) over 4.8 decades. Worst case
+# per series: a list of 1,024 counts in the SDK and 1 KB of (mostly zero) counts per export.
+MAX_SCALE: Final = 8
 MAX_BUCKETS: Final = 1024
 
 
