@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from numbers import Integral, Real
@@ -84,6 +85,8 @@ class Store:
         self.max_agents = max_agents
         self.max_series = max_series
         self.confirm_on_export = confirm_on_export
+        # Start of every cumulative series of this Store (all start at 0 with it).
+        self.start_time_unix_nano = time.time_ns()
         self.calls: dict[CallKey, Row] = {}
         self.tasks: dict[TaskKey, Row] = {}
         self.dropped: dict[str, Row] = {}

@@ -370,8 +370,6 @@ class BudgetTelemetry:
             currency=self.currency,
             settings=self._settings,
             export_interval_s=self.export_interval_s,
-            max_series=self.max_series,
-            max_agents=self.max_agents,
             finished=finished,
         )
 
