@@ -129,7 +129,9 @@ class Store:
             if row is None:
                 row = self.calls[key] = [0.0, 0, 0, 0, 0, 0, 0]
         if not folds:
-            raw = (agent_id, provider, model)
+            # Usually the arguments are the cleaned values themselves: share the key tuple.
+            same = agent_id is agent and provider is prov and model is mod
+            raw = key if same else (agent_id, provider, model)
             if len(self.call_cache) < _CACHE_FACTOR * self.max_series:
                 self.call_cache[raw] = row
         return row
