@@ -1,8 +1,9 @@
-"""In-process aggregation: cumulative totals per series, read by observable counters.
+"""In-process aggregation: cumulative totals per series, read at each export.
 
 Recording an event is a cache lookup and a few additions under one lock, far cheaper than
 the SDK's synchronous `Counter.add` (which hashes and sorts the attributes on every call).
-The SDK reads the totals through callbacks at each collection.
+Each export reads the totals (see `_pipeline`): our own pipeline turns them into data points
+directly, an application's MeterProvider through observable-counter callbacks.
 
 Bounds (so that agent ids cannot explode the number of series): at most `max_agents`
 distinct agents (later ones are folded into `_overflow`), a fixed cap on distinct providers,
