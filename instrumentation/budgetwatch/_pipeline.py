@@ -172,25 +172,27 @@ def register_instruments(
 
     `observe_store`: the Store's counters as observable counters whose callbacks read
     `owner`'s current Store (for an application-owned MeterProvider). Our own pipeline
-    passes False: its StoreReader exports the Store's totals without SDK instruments.
+    passes False: its StoreExport exports the Store's totals without SDK instruments.
     """
-    if not observe_store:
-        return
-    store = current_store(owner, owner_pid)
+    if observe_store:
+        store = current_store(owner, owner_pid)
 
-    def callback(counter: StoreCounter) -> Callable[[CallbackOptions], Iterable[Observation]]:
-        def observe(_options: CallbackOptions) -> Iterable[Observation]:
-            current = store()
-            if current is None:
-                return ()
-            return [Observation(p.value, counter.attrs(p)) for p in counter.read(current)]
+        def callback(counter: StoreCounter) -> Callable[[CallbackOptions], Iterable[Observation]]:
+            def observe(_options: CallbackOptions) -> Iterable[Observation]:
+                current = store()
+                if current is None:
+                    return ()
+                return [Observation(p.value, counter.attrs(p)) for p in counter.read(current)]
 
-        return observe
+            return observe
 
-    for counter in store_counters(namespace, currency):
-        meter.create_observable_counter(
-            counter.name, [callback(counter)], unit=counter.unit, description=counter.description
-        )
+        for counter in store_counters(namespace, currency):
+            meter.create_observable_counter(
+                counter.name,
+                [callback(counter)],
+                unit=counter.unit,
+                description=counter.description,
+            )
 
 
 class SdkInstruments(MetricReader):
