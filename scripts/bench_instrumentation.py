@@ -8,6 +8,8 @@ In one process run, with the same workload (agent, provider, model, cost) for ea
   - otel-sdk         a bare OpenTelemetry SDK Counter.add(cost, {3 attributes}) (attributes
                      dict prepared in advance: the SDK's best case)
   - prom-client      prometheus_client Counter.labels(agent, provider, model).inc(cost)
+  - otel-sdk-4       (memory only) bare SDK Counters for the 4 series budgetwatch exports per
+                     key: what the SDK itself keeps for them
 single-threaded and with 4 threads (ns per call = wall time / calls, loop included), the
 median of several repeats; then memory per 1,000 distinct keys (tracemalloc, after recording
 and after one collection: an export for our own pipeline); then the ratios to the bare SDK.
