@@ -11,8 +11,9 @@ In one process run, with the same workload (agent, provider, model, cost) for ea
   - otel-sdk-4       (memory only) bare SDK Counters for the 4 series budgetwatch exports per
                      key: what the SDK itself keeps for them
 single-threaded and with 4 threads (ns per call = wall time / calls, loop included), the
-median of several repeats; then memory per 1,000 distinct keys (tracemalloc, after recording
-and after one collection: an export for our own pipeline); then the ratios to the bare SDK.
+median of several rounds (each round times every recorder in turn); then memory per 1,000
+distinct keys (tracemalloc, after recording and after one collection: an export for our own
+pipeline); then the ratios to the bare SDK.
 """
 
 from __future__ import annotations
@@ -242,10 +243,17 @@ def main() -> int:
     print(f"python {sys.version.split()[0]}, {args.calls} calls per run, median of {args.repeats}")
     header = f"{'recorder':<17}{'1 thread ns/call':>15}{'4 threads ns/call':>19}"
     print(header)
+    # Rounds visit every recorder in turn, so that a burst of load on this shared machine
+    # slows all of them alike rather than the one being measured at that moment.
+    rounds: dict[tuple[str, int], list[float]] = {}
+    for _ in range(args.repeats):
+        for threads in (1, 4):
+            for name, make in RECORDERS.items():
+                rounds.setdefault((name, threads), []).append(time_once(make, events, threads))
     results: dict[str, tuple[float, float]] = {}
-    for name, make in RECORDERS.items():
-        single = statistics.median(time_once(make, events, 1) for _ in range(args.repeats))
-        multi = statistics.median(time_once(make, events, 4) for _ in range(args.repeats))
+    for name in RECORDERS:
+        single = statistics.median(rounds[(name, 1)])
+        multi = statistics.median(rounds[(name, 4)])
         results[name] = (single, multi)
         print(f"{name:<17}{single:>15.0f}{multi:>19.0f}")
     print()
