@@ -1,8 +1,8 @@
 """BudgetTelemetry: record LLM cost, tokens, calls and task status changes as OTLP counters.
 
 The public API of contract section 1. Recording never raises into the application and never
-touches the network: it adds to in-process totals (see `_store`), which the OpenTelemetry
-SDK reads through observable counters and pushes over OTLP at each export interval.
+touches the network: it adds to in-process totals (see `_store`), which are read and pushed
+over OTLP at each export interval (see `_pipeline`).
 """
 
 from __future__ import annotations
@@ -411,7 +411,6 @@ class BudgetTelemetry:
             currency=self.currency,
             settings=self._settings,
             export_interval_s=self.export_interval_s,
-            max_series=self.max_series,
             max_agents=self.max_agents,
             finished=finished,
         )

@@ -77,7 +77,9 @@ class HistogramPoint:
 class OtlpReceiver:
     """OTLP/HTTP on 127.0.0.1 (a free port), recording every accepted export."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep: bool = True) -> None:
+        """`keep=False`: keep an empty request in place of each (to measure the sender)."""
+        self.keep = keep
         self.status = 200
         self.delay_s = 0.0
         self.refused = 0  # requests answered with a non-200 status
@@ -108,6 +110,8 @@ class OtlpReceiver:
                 request = ExportMetricsServiceRequest()
                 request.ParseFromString(body)
                 with receiver._changed:
+                    if not receiver.keep:
+                        request = ExportMetricsServiceRequest()
                     receiver.requests.append(request)
                     receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
                     receiver._changed.notify_all()
