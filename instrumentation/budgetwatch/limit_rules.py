@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .limits import Revision
+from .limits import LimitField, Revision
 from .promql import any_of, constant, number
 from .spec import AGENT, MONTHLY, PER_TASK_FIELD, REVISION_LABEL, WINDOWS, Names, Window
 
@@ -49,8 +49,8 @@ def _org_limit_term(names: Names, revision: Revision, window: Window) -> str | N
     return None
 
 
-def _agent_limit_term(names: Names, revision: Revision, field: str) -> str | None:
-    """An agent limit field (`daily`, `monthly`, `per_task`) of one revision as series."""
+def _agent_limit_term(names: Names, revision: Revision, field: LimitField) -> str | None:
+    """Listed agents' own limits, and the default for every other agent seen this period."""
     limits = revision.agent_limits(field)
     explicit = [
         constant(value, AGENT, agent) for agent, value in limits.items() if value is not None

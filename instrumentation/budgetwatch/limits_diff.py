@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from budgetwatch.limits import Limits, Revision, Window
+from budgetwatch.limits import AGENT_LIMIT_FIELDS, LimitField, Limits, Revision, Window
 from budgetwatch.spec import WINDOW_NAMES
 from budgetwatch.spec import window as spec_window
 
@@ -52,7 +52,7 @@ class Limit:
 @dataclass(frozen=True)
 class Change:
     subject: str  # "org", "agent defaults", or an agent id
-    window: Window
+    window: LimitField  # a window's name, or PER_TASK_FIELD (agents only)
     since: datetime | None  # None: the start of the file's history
     old: Limit
     new: Limit
@@ -71,14 +71,14 @@ def _org_limit(revision: Revision | None, window: Window) -> Limit:
     return Limit(None, "prorated" if prorated else "none")
 
 
-def _default_limit(revision: Revision | None, window: Window) -> Limit:
+def _default_limit(revision: Revision | None, window: LimitField) -> Limit:
     if revision is None:
         return Limit(None, "no revision")
     value = revision.default_limit(window)
     return Limit(value, "set" if value is not None else "none")
 
 
-def _agent_limit(revision: Revision | None, agent_id: str, window: Window) -> Limit:
+def _agent_limit(revision: Revision | None, agent_id: str, window: LimitField) -> Limit:
     if revision is None:
         return Limit(None, "no revision")
     listed = revision.agents.get(agent_id)
@@ -101,7 +101,9 @@ def limit_changes(old: Limits, new: Limits) -> list[Change]:
     subjects: list[tuple[str, str | None]] = [("org", None), ("agent defaults", None)]
     subjects += [(agent_id, agent_id) for agent_id in _agents(old, new)]
     for subject, agent_id in subjects:
-        for window in _WINDOWS:
+        # The org has a limit per window; agents also one per task.
+        fields = _WINDOWS if subject == "org" and agent_id is None else AGENT_LIMIT_FIELDS
+        for window in fields:
             previous: tuple[Limit, Limit] | None = None
             for instant in instants:
                 old_rev, new_rev = old.revision_at(instant), new.revision_at(instant)
@@ -111,7 +113,8 @@ def limit_changes(old: Limits, new: Limits) -> list[Change]:
                         _agent_limit(new_rev, agent_id, window),
                     )
                 elif subject == "org":
-                    pair = (_org_limit(old_rev, window), _org_limit(new_rev, window))
+                    name = spec_window(window).name
+                    pair = (_org_limit(old_rev, name), _org_limit(new_rev, name))
                 else:
                     pair = (_default_limit(old_rev, window), _default_limit(new_rev, window))
                 differs = not pair[0].same_as(pair[1])
@@ -159,9 +162,10 @@ def _text(value: object) -> str:
 
 
 def _early_warning_changes(old: Limits, new: Limits) -> list[str]:
-    """The forecast, burn_rate and spike sections, field by field (defaults included)."""
+    """The forecast, burn_rate, spike, task_limit and coverage sections, field by field
+    (defaults included)."""
     lines = []
-    for section in ("forecast", "spike"):
+    for section in ("forecast", "spike", "task_limit", "coverage"):
         before, after = getattr(old, section), getattr(new, section)
         for name, field in type(before).model_fields.items():
             a, b = getattr(before, name), getattr(after, name)

@@ -2,9 +2,11 @@
 
 Input: SynthOrg's `BudgetConfig`, either a company config with a `budget:` section or that
 section alone: `total_monthly` (default 100; 0 disables enforcement), `per_agent_daily_limit`
-(default 10), `alerts.warn_at / critical_at / hard_stop_at` (75 / 90 / 100), `reset_day` (1),
-`currency` (USD). A key left out means SynthOrg's default, as SynthOrg itself would read it.
-Keys with no Prometheus meaning (per_task_limit, auto_downgrade, ...) are reported as ignored.
+(default 10), `per_task_limit` (default 5), `alerts.warn_at / critical_at / hard_stop_at`
+(75 / 90 / 100), `reset_day` (1), `currency` (USD). A key left out means SynthOrg's default, as
+SynthOrg itself would read it; a limit of 0 is SynthOrg's "disabled", so no limit here.
+SynthOrg's limits apply to every agent alike (its budget has no per-agent values): they become
+`agent_defaults`. Keys with no Prometheus meaning (auto_downgrade, ...) are reported as ignored.
 The output is checked with the limits schema before it is returned.
 """
 
@@ -27,11 +29,13 @@ from budgetwatch.limits import (
     parse_limits,
     read_limits_text,
 )
+from budgetwatch.spec import PER_TASK_FIELD
 
 # SynthOrg's own defaults.
 DEFAULTS: dict[str, Any] = {
     "total_monthly": 100.0,
     "per_agent_daily_limit": 10.0,
+    "per_task_limit": 5.0,
     "reset_day": 1,
     "currency": "USD",
     "warn_at": 75,
@@ -39,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "hard_stop_at": 100,
 }
 _USED_KEYS = frozenset(
-    {"total_monthly", "per_agent_daily_limit", "reset_day", "currency", "alerts"}
+    {"total_monthly", "per_agent_daily_limit", "per_task_limit", "reset_day", "currency", "alerts"}
 )
 _ALERT_KEYS = ("warn_at", "critical_at", "hard_stop_at")
 
@@ -88,7 +92,7 @@ def _budget_section(data: Any, source: str) -> tuple[Mapping[str, Any], str]:
         if not isinstance(budget, Mapping):
             raise SynthOrgImportError(f"{source}: budget: must be a mapping, got {budget!r}")
         return budget, "budget."
-    if not set(data) & (_USED_KEYS | {"per_task_limit"}):
+    if not set(data) & _USED_KEYS:
         raise SynthOrgImportError(
             f"{source}: no SynthOrg budget settings found (expected a budget: section, or "
             "keys such as total_monthly and per_agent_daily_limit)"
@@ -134,6 +138,7 @@ def _limits_lines(
     start: datetime,
     org_monthly: str,
     agent_daily: str,
+    agent_task: str,
 ) -> list[str]:
     """The limits file's lines (comments say where each value came from)."""
     return [
@@ -160,6 +165,7 @@ def _limits_lines(
         ),
         "    agent_defaults:",
         f"      daily: {agent_daily}  # SynthOrg per_agent_daily_limit",
+        f"      {PER_TASK_FIELD}: {agent_task}  # SynthOrg per_task_limit",
         "    agents: {}",
     ]
 
@@ -186,6 +192,7 @@ def import_synthorg(
 
     total = _number(source, f"{prefix}total_monthly", get("total_monthly"))
     per_agent = _number(source, f"{prefix}per_agent_daily_limit", get("per_agent_daily_limit"))
+    per_task = _number(source, f"{prefix}per_task_limit", get("per_task_limit"))
     reset_day = get("reset_day")
     if isinstance(reset_day, bool) or not isinstance(reset_day, int) or not 1 <= reset_day <= 28:
         raise SynthOrgImportError(
@@ -206,7 +213,7 @@ def import_synthorg(
     if total == 0:
         # SynthOrg: a zero monthly budget disables enforcement and its limits are ignored at
         # runtime; so no org limit and no per-agent limit here either (spend is still recorded).
-        org_monthly = agent_daily = "null"
+        org_monthly = agent_daily = agent_task = "null"
         notes.append(
             f"{prefix}total_monthly is 0 (SynthOrg enforcement disabled): "
             "no org or per-agent limits; spend is still recorded"
@@ -217,9 +224,14 @@ def import_synthorg(
         agent_daily = _yaml_number(per_agent) if per_agent > 0 else "null"
         if per_agent == 0:
             notes.append(f"{prefix}per_agent_daily_limit is 0: agents get no daily limit")
+        agent_task = _yaml_number(per_task) if per_task > 0 else "null"
+        if per_task == 0:
+            notes.append(f"{prefix}per_task_limit is 0: agents get no per-task limit")
 
     start = effective_from or billing_period_start(now or datetime.now(UTC), reset_day)
-    lines = _limits_lines(header, currency, reset_day, levels, start, org_monthly, agent_daily)
+    lines = _limits_lines(
+        header, currency, reset_day, levels, start, org_monthly, agent_daily, agent_task
+    )
     text = "\n".join(lines) + "\n"
     try:
         parse_limits(text, name)

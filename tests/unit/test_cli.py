@@ -305,13 +305,14 @@ def test_import_synthorg_to_stdout_validates(tmp_path: Path) -> None:
     )
     result = run("import-synthorg", str(config), "--effective-from", "2026-11-01T00:00:00Z")
     assert result.returncode == 0, result.stderr
-    assert result.stderr == "note: ignored budget.per_task_limit: no Prometheus budget equivalent\n"
+    assert result.stderr == ""
     out = tmp_path / "limits.yaml"
     out.write_text(result.stdout)
     check = run("validate", str(out))
     assert check.returncode == 0, check.stderr
     assert "effective_from: 2026-11-01T00:00:00Z\n" in result.stdout
     assert "      monthly: 250  # SynthOrg total_monthly\n" in result.stdout
+    assert "      per_task: 2  # SynthOrg per_task_limit\n" in result.stdout
 
 
 def test_import_synthorg_output_file_is_not_overwritten_without_force(tmp_path: Path) -> None:

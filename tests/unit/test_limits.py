@@ -18,6 +18,7 @@ from budgetwatch.limits import (
     load_limits,
     parse_limits,
 )
+from budgetwatch.spec import PER_TASK_FIELD
 
 TESTDATA = ROOT / "tests" / "testdata"
 HEAD = "apiVersion: budgetwatch/v1\nkind: BudgetLimits\n"
@@ -261,3 +262,147 @@ def test_format_path(path: tuple[str | int, ...], text: str) -> None:
 @pytest.mark.parametrize("path", sorted(TESTDATA.glob("*.yaml")), ids=lambda p: p.name)
 def test_valid_testdata_loads(path: Path) -> None:
     assert load_limits(path).revisions
+
+
+# --------------------------------------------------------------------------- per task
+
+PER_TASK = """
+task_limit: {max_over_limit_per_hour: 3}
+coverage: {min_percent: 99.5, for: 30m}
+revisions:
+  - revision: 1
+    effective_from: 2026-11-01T00:00:00Z
+    agent_defaults: {daily: 10, per_task: 0.25}
+    agents:
+      cto: {per_task: 2}
+      intern: {daily: 1}
+      auditor: {per_task: null}
+  - revision: 2
+    effective_from: 2026-11-02T00:00:00Z
+    agent_defaults: {per_task: 2}
+    agents:
+      cto: {daily: 5, per_task: 0.75}
+  - revision: 3
+    effective_from: 2026-11-03T00:00:00Z
+"""
+
+
+def test_per_task_default_explicit_inherited_and_exempt() -> None:
+    rev1, rev2, rev3 = limits_with(PER_TASK).revisions
+    assert rev1.default_limit(PER_TASK_FIELD) == 0.25
+    # intern sets daily only: its per-task limit is the default; auditor is exempt (null)
+    assert rev1.agent_limits(PER_TASK_FIELD) == {"cto": 2, "intern": 0.25, "auditor": None}
+    assert rev2.agent_limits(PER_TASK_FIELD) == {"cto": 0.75}
+    assert rev2.default_limit(PER_TASK_FIELD) == 2
+    # absent everywhere: no per-task limit
+    assert rev3.default_limit(PER_TASK_FIELD) is None and rev3.agent_limits(PER_TASK_FIELD) == {}
+    # the windows are unchanged by the new field
+    assert rev1.agent_limits("daily") == {"cto": 10, "intern": 1, "auditor": 10}
+    assert rev1.agents["cto"].sets(PER_TASK_FIELD) and not rev1.agents["intern"].sets(
+        PER_TASK_FIELD
+    )
+
+
+def test_per_task_values_are_the_distinct_limits_of_every_revision_ascending() -> None:
+    assert limits_with(PER_TASK).per_task_values() == (0.25, 0.75, 2.0)
+    no_task = limits_with("revisions:\n  - revision: 1\n    effective_from: 2026-11-01T00:00:00Z\n")
+    assert no_task.per_task_values() == ()
+
+
+def test_task_limit_and_coverage_sections_and_their_defaults() -> None:
+    limits = limits_with(PER_TASK)
+    assert limits.task_limit.max_over_limit_per_hour == 3
+    assert (limits.coverage.min_percent, limits.coverage.for_) == (99.5, "30m")
+    assert limits.coverage.min_ratio == pytest.approx(0.995)
+    default = limits_with("revisions:\n  - revision: 1\n    effective_from: 2026-11-01T00:00:00Z\n")
+    assert default.task_limit.max_over_limit_per_hour == 0
+    assert (default.coverage.min_percent, default.coverage.for_) == (95, "15m")
+    edge = limits_with(
+        "task_limit: {max_over_limit_per_hour: 0}\ncoverage: {min_percent: 100}\n"
+        "revisions:\n  - revision: 1\n    effective_from: 2026-11-01T00:00:00Z\n"
+    )
+    assert (edge.task_limit.max_over_limit_per_hour, edge.coverage.min_percent) == (0, 100)
+
+
+def test_shipped_example_has_per_task_limits_and_the_new_sections() -> None:
+    limits = load_limits(ROOT / "limits.yaml")
+    rev = limits.revisions[0]
+    assert rev.default_limit(PER_TASK_FIELD) == 0.5
+    assert rev.agent_limits(PER_TASK_FIELD)["cto"] == 2
+    assert limits.task_limit.max_over_limit_per_hour == 0
+    assert (limits.coverage.min_percent, limits.coverage.for_) == (95, "15m")
+
+
+_REV = "revisions:\n  - revision: 1\n    effective_from: 2026-11-01T00:00:00Z\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            _REV + "    agent_defaults: {per_task: 0}\n",
+            "test.yaml:6:22: revisions[0].agent_defaults.per_task: must be greater than 0 "
+            "(use null for no limit), got 0",
+        ),
+        (
+            _REV + "    agents:\n      cto: {per_task: -2}\n",
+            "test.yaml:7:13: revisions[0].agents.cto.per_task: must be greater than 0 "
+            "(use null for no limit), got -2",
+        ),
+        (
+            _REV + "    agents:\n      cto: {per_task: '1.5'}\n",
+            "test.yaml:7:13: revisions[0].agents.cto.per_task: must be a number or null, "
+            "got string '1.5'",
+        ),
+        (
+            _REV + "    agent_defaults: {per_tsk: 1}\n",
+            "test.yaml:6:22: revisions[0].agent_defaults.per_tsk: unknown field "
+            "(did you mean 'per_task'?)",
+        ),
+        (
+            "task_limit: {max_over_limit_per_hour: -1}\n" + _REV,
+            "test.yaml:3:14: task_limit.max_over_limit_per_hour: must be 0 or more, got -1",
+        ),
+        (
+            "task_limit: {max_over_limit_per_hour: yes}\n" + _REV,
+            "test.yaml:3:14: task_limit.max_over_limit_per_hour: must be a number of tasks, "
+            "got boolean true",
+        ),
+        (
+            "task_limit: {max_per_hour: 2}\n" + _REV,
+            "test.yaml:3:14: task_limit.max_per_hour: unknown field "
+            "(allowed: max_over_limit_per_hour)",
+        ),
+        (
+            "task_limit: 2\n" + _REV,
+            "test.yaml:3:1: task_limit: must be a mapping, got int 2",
+        ),
+        (
+            "coverage: {min_percent: 0}\n" + _REV,
+            "test.yaml:3:12: coverage.min_percent: must be a percentage greater than 0 and at "
+            "most 100, got 0",
+        ),
+        (
+            "coverage: {min_percent: 101}\n" + _REV,
+            "test.yaml:3:12: coverage.min_percent: must be a percentage greater than 0 and at "
+            "most 100, got 101",
+        ),
+        (
+            "coverage: {min_percent: '95%'}\n" + _REV,
+            "test.yaml:3:12: coverage.min_percent: must be a number, got string '95%'",
+        ),
+        (
+            "coverage: {for: 15}\n" + _REV,
+            "test.yaml:3:12: coverage.for: must be a duration: a whole number and one unit of "
+            "s, m, h, d (e.g. 5m, 1h, 3d), got 15",
+        ),
+        (
+            "coverage: {min_percnt: 90}\n" + _REV,
+            "test.yaml:3:12: coverage.min_percnt: unknown field (did you mean 'min_percent'?)",
+        ),
+    ],
+)
+def test_bad_per_task_and_coverage_input_names_the_field(body: str, message: str) -> None:
+    with pytest.raises(LimitsError) as err:
+        limits_with(body)
+    assert str(err.value) == message

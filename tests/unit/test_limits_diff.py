@@ -137,3 +137,72 @@ def test_first_revision_moved_later_leaves_a_gap_without_limits() -> None:
     assert cto_daily[0].since == datetime(2026, 11, 1, tzinfo=UTC)
     assert cto_daily[0].new.how == "no revision"
     assert cto_daily[0].new.text("USD") == "no limits (no revision in force)"
+
+
+PER_TASK_OLD = """apiVersion: budgetwatch/v1
+kind: BudgetLimits
+revisions:
+  - revision: 1
+    effective_from: 2026-11-01T00:00:00Z
+    agent_defaults: {daily: 10, per_task: 0.5}
+    agents:
+      cto: {per_task: 2}
+      auditor: {per_task: null}
+"""
+
+
+def test_per_task_changes_per_subject_like_the_windows() -> None:
+    new = PER_TASK_OLD + (
+        "  - revision: 2\n"
+        "    effective_from: 2026-12-01T00:00:00Z\n"
+        "    agent_defaults: {daily: 10, per_task: 0.75}\n"
+        "    agents:\n"
+        "      cto: {per_task: 2}\n"
+        "      auditor: {per_task: 1}\n"
+    )
+    text = render_diff(load(PER_TASK_OLD), load(new), "old.yaml", "new.yaml")
+    assert text == (
+        "budgetwatch diff old.yaml -> new.yaml\n"
+        "\n"
+        "revisions:\n"
+        "  added revision 2, effective from 2026-12-01T00:00:00Z\n"
+        "\n"
+        "limits in force:\n"
+        "  agent defaults (every agent not listed)\n"
+        "    per_task: 0.5 USD -> 0.75 USD, from 2026-12-01T00:00:00Z (revision 1 -> 2)\n"
+        "  agent auditor\n"
+        "    per_task: exempt -> 1 USD, from 2026-12-01T00:00:00Z (revision 1 -> 2)\n"
+    )
+
+
+def test_per_task_removed_and_explicit_equal_to_default() -> None:
+    # cto's explicit 2 becomes the default of 2: no change; agents on the default follow it.
+    new = OLD.replace("agent_defaults: {daily: 10}", "agent_defaults: {daily: 10, per_task: 2}")
+    old = OLD.replace(
+        "cto: {daily: 20, monthly: 300}", "cto: {daily: 20, monthly: 300, per_task: 2}"
+    )
+    changes = limit_changes(load(old), load(new))
+    assert [(c.subject, c.window, c.old.text("USD"), c.new.text("USD")) for c in changes] == [
+        ("agent defaults", "per_task", "none", "2 USD"),
+        ("auditor", "per_task", "none (default)", "2 USD (default)"),
+        ("intern", "per_task", "none (default)", "2 USD (default)"),
+    ]
+    # no org per-task subject: the org has no such limit
+    assert all(c.subject != "org" for c in limit_changes(load(new), load(old)))
+
+
+def test_task_limit_and_coverage_settings_changes() -> None:
+    new = OLD.replace(
+        "revisions:",
+        "task_limit: {max_over_limit_per_hour: 2}\ncoverage: {min_percent: 90, for: 30m}\n"
+        "revisions:",
+    )
+    text = render_diff(load(OLD), load(new), "old.yaml", "new.yaml")
+    assert text == (
+        "budgetwatch diff old.yaml -> new.yaml\n"
+        "\n"
+        "settings:\n"
+        "  task_limit.max_over_limit_per_hour: 0 -> 2\n"
+        "  coverage.min_percent: 95 -> 90\n"
+        "  coverage.for: 15m -> 30m\n"
+    )

@@ -263,6 +263,49 @@ revisions:
     assert "vector(3)" in records["synthorg_agent_budget_daily_limit"]
 
 
+def test_per_task_limit_is_one_rule_over_revisions_in_the_cost_group() -> None:
+    text = """
+apiVersion: budgetwatch/v1
+kind: BudgetLimits
+revisions:
+  - revision: 1
+    effective_from: 2026-11-01T00:00:00Z
+    agent_defaults: {daily: 10, per_task: 0.5}
+    agents:
+      cto: {per_task: 2}
+      intern: {daily: 1}
+      auditor: {per_task: null}
+  - revision: 2
+    effective_from: 2026-11-02T00:00:00Z
+    agents:
+      cto: {per_task: 3}
+  - revision: 3
+    effective_from: 2026-11-03T00:00:00Z
+    agent_defaults: {daily: 10}
+"""
+    groups = _groups(_limits(text))[RECORDING_FILE]
+    cost = next(g for g in groups if g["name"] == "synthorg-budget-cost")
+    rules = [r for r in cost["rules"] if r["record"] == spec.Names("synthorg").agent_per_task_limit]
+    assert len(rules) == 1
+    first, second = rules[0]["expr"].split("\nor\n")  # revision 3 sets none: no term
+    # revision 1: cto 2 and intern (listed, daily only) the default 0.5 as its own value;
+    # the auditor is exempt; every other agent seen gets 0.5
+    assert 'label_replace(vector(2), "gen_ai_agent_id", "cto", "", "")' in first
+    assert 'label_replace(vector(0.5), "gen_ai_agent_id", "intern", "", "")' in first
+    assert 'vector(1), "gen_ai_agent_id", "auditor"' in first
+    assert "synthorg_agent_cost_period_to_date * 0 + 0.5" in first
+    assert f"< {_epoch('2026-11-02T00:00:00Z')}" in first
+    # revision 2: only cto, no default
+    assert 'label_replace(vector(3), "gen_ai_agent_id", "cto", "", "")' in second
+    assert "* 0 +" not in second
+    assert f"< {_epoch('2026-11-03T00:00:00Z')}" in second
+
+
+def test_no_per_task_rule_without_a_per_task_limit() -> None:
+    records = _records(_limits(LIMITS.replace(", per_task: 2", "")))
+    assert spec.Names("synthorg").agent_per_task_limit not in records
+
+
 # --------------------------------------------------------------------------- alerts
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from budgetwatch.limits import Limits, parse_limits
+from budgetwatch.spec import PER_TASK_FIELD
 from budgetwatch.synthorg_import import (
     SynthOrgImportError,
     billing_period_start,
@@ -49,6 +50,24 @@ def test_full_budget_section_maps_every_setting() -> None:
     assert rev.agents == {}
 
 
+def test_per_task_limit_becomes_the_agent_default_per_task_limit() -> None:
+    rev = imported({"budget": {"total_monthly": 500, "per_task_limit": 0.75}}).revisions[0]
+    assert rev.default_limit(PER_TASK_FIELD) == 0.75
+    assert rev.agent_limits(PER_TASK_FIELD) == {}
+    # absent: SynthOrg's default of 5, as SynthOrg reads it
+    rev = imported({"budget": {"total_monthly": 500}}).revisions[0]
+    assert rev.default_limit(PER_TASK_FIELD) == 5
+
+
+def test_per_task_limit_zero_is_synthorg_disabled_so_no_limit() -> None:
+    result = import_synthorg(
+        {"budget": {"total_monthly": 50, "per_task_limit": 0}}, "s.yaml", effective_from=WHEN
+    )
+    rev = parse_limits(result.text, "out.yaml").revisions[0]
+    assert (rev.default_limit(PER_TASK_FIELD), rev.default_limit("daily")) == (None, 10)
+    assert result.notes == ["budget.per_task_limit is 0: agents get no per-task limit"]
+
+
 def test_bare_section_and_synthorg_defaults() -> None:
     limits = imported({"per_task_limit": 5})
     assert (limits.currency, limits.billing.reset_day) == ("USD", 1)
@@ -65,6 +84,8 @@ def test_total_monthly_zero_means_no_limits_at_all() -> None:
     )
     rev = parse_limits(result.text, "out.yaml").revisions[0]
     assert (rev.org.monthly, rev.default_limit("daily")) == (None, None)
+    # SynthOrg ignores every limit when the monthly budget is 0: the per-task one too
+    assert rev.default_limit(PER_TASK_FIELD) is None
     assert any("enforcement disabled" in note for note in result.notes)
     assert "enforcement disabled" in result.text
 
@@ -82,7 +103,6 @@ def test_ignored_keys_are_reported() -> None:
     )
     assert result.notes == [
         "ignored budget.auto_downgrade: no Prometheus budget equivalent",
-        "ignored budget.per_task_limit: no Prometheus budget equivalent",
         "ignored budget.alerts.page_at: not a SynthOrg alert level",
     ]
 
@@ -93,6 +113,8 @@ def test_ignored_keys_are_reported() -> None:
         ({"total_monthly": -1}, "s.yaml: budget.total_monthly: must be a finite number >= 0"),
         ({"total_monthly": "100"}, "s.yaml: budget.total_monthly: must be a number, got '100'"),
         ({"per_agent_daily_limit": True}, "budget.per_agent_daily_limit: must be a number"),
+        ({"per_task_limit": -0.5}, "s.yaml: budget.per_task_limit: must be a finite number >= 0"),
+        ({"per_task_limit": "5"}, "s.yaml: budget.per_task_limit: must be a number, got '5'"),
         ({"reset_day": 31}, "s.yaml: budget.reset_day: must be an integer from 1 to 28, got 31"),
         (
             {"alerts": {"warn_at": 90, "critical_at": 90}},
@@ -155,7 +177,7 @@ def test_output_header_names_the_file_not_its_directory(tmp_path: Path) -> None:
 SYNTHORG = Path(__file__).resolve().parents[1] / "testdata" / "synthorg"
 
 
-@pytest.mark.parametrize("name", ["company", "disabled"])
+@pytest.mark.parametrize("name", ["company", "disabled", "no-task-limit"])
 def test_import_golden(name: str) -> None:
     """tests/testdata/synthorg/<name>.yaml imports exactly to <name>.limits.yaml.
 
