@@ -61,7 +61,7 @@ revisions:
     org: {monthly: 400, daily: 40}
     agent_defaults: {daily: 10, per_task: 2}
     agents:
-      cto: {daily: 20, monthly: 300, per_task: 5}
+      cto: {daily: 20, monthly: 300, per_task: 3}
       intern: {daily: 2}
       auditor: {daily: null}
 """
@@ -75,14 +75,17 @@ COSTS = [
     ("writer", 12.0, "anthropic", "claude-opus-4", 4000, 800),
 ]
 LATER_COSTS = [("cto", 1.0, "anthropic", "claude-sonnet-4", 250, 50)]
+# cto's first two costs belong to tasks t1 (4.0) and t2 (2.0), which complete below: the
+# per-task cost histogram holds them; t1 is over cto's per-task limit of 3.
+TASK_IDS = {0: "t1", 1: "t2"}  # index in COSTS -> task_id
 TASKS = [
-    ("cto", "completed"),
-    ("cto", "completed"),
-    ("cto", "failed"),
-    ("cto", "in_progress"),
-    ("writer", "completed"),
-    (None, "created"),
-    (None, "created"),
+    ("cto", "completed", "t1"),
+    ("cto", "completed", "t2"),
+    ("cto", "failed", None),
+    ("cto", "in_progress", None),
+    ("writer", "completed", None),
+    (None, "created", None),
+    (None, "created", None),
 ]
 CALLS = [("cto", "failed"), ("intern", "unpriced")]
 
@@ -109,8 +112,10 @@ def _close(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
 
 
-def _record_costs(app: App, rows: list[tuple[str, float, str, str, int, int]]) -> None:
-    for agent, cost, provider, model, tokens_in, tokens_out in rows:
+def _record_costs(
+    app: App, rows: list[tuple[str, float, str, str, int, int]], task_ids: dict[int, str]
+) -> None:
+    for index, (agent, cost, provider, model, tokens_in, tokens_out) in enumerate(rows):
         app.cost(
             agent,
             cost,
@@ -118,6 +123,7 @@ def _record_costs(app: App, rows: list[tuple[str, float, str, str, int, int]]) -
             model=model,
             input_tokens=tokens_in,
             output_tokens=tokens_out,
+            task_id=task_ids.get(index),
         )
 
 
@@ -165,16 +171,16 @@ def start_stack(workdir: Path, limits_text: str = LIMITS) -> Iterator[Stack]:
             env={"BUDGETWATCH_COLLECTOR_METRICS_PORT": str(collector_metrics)},
         )
         app = start_app(workdir / "app", collector.otlp_http, export_interval_s=0.5)
-        _record_costs(app, COSTS)
-        for agent, status in TASKS:
-            app.task(agent, status)
+        _record_costs(app, COSTS, TASK_IDS)
+        for agent, status, task_id in TASKS:
+            app.task(agent, status, task_id)
         for agent, outcome in CALLS:
             app.send("call", agent=agent, outcome=outcome)
         app.cost("cto", -1.0)  # dropped by the instrumentation: feeds the dropped-events panel
         app.flush()
         # A second batch a few seconds later, so that rate() over the counters has two points.
         time.sleep(3)
-        _record_costs(app, LATER_COSTS)
+        _record_costs(app, LATER_COSTS, {})
         app.flush()
         ns = limits.namespace
         _wait(
@@ -503,21 +509,45 @@ def test_coverage_beside_spend_shows_the_unpriced_calls(stack: Stack) -> None:
 
 
 def test_per_task_limit_and_over_limit_panels(stack: Stack) -> None:
-    """The per-task limit in force beside the over-limit count: cto's own 5, the default 2 for
-    the others; no task of the ledger carries a task_id, so none is over its limit (0, not
-    absent, for an agent with a limit)."""
-    n = spec.Names(stack.namespace)
-    if not _recorded_by_rules(stack, n.agent_per_task_limit):
-        pytest.skip("the per-task recording rules are not in this tree yet (issue 16, rules part)")
-    limits = {"cto": 5.0, "intern": 2.0, "auditor": 2.0, "writer": 2.0}
+    """The per-task limit in force beside the over-limit count: cto's own 3, the default 2 for
+    the others. cto's task t1 cost 4.0 (over 3), t2 2.0; the other agents' tasks carry no
+    task_id, so none of theirs is over (0, not absent, for an agent with a limit)."""
+    limits = {"cto": 3.0, "intern": 2.0, "auditor": 2.0, "writer": 2.0}
     file, title, agent = "budget-overview.json", "Cost per task by agent", "gen_ai_agent_id"
     limit = _values(stack, file, title, agent, ref="E")
-    over = _values(stack, file, title, agent, ref="F")
     assert {a: limit.get(a) for a in limits} == limits, limit
-    assert {a: over.get(a) for a in limits} == dict.fromkeys(limits, 0.0), over
-    total = _values(stack, file, "Tasks over their limit today", "")
-    assert total == {"": 0.0}, total
+    over = _wait(
+        lambda: (v := _values(stack, file, title, agent, ref="F")).get("cto") == 1.0 and v,
+        30,
+        "cto's over-limit task counted",
+    )
+    assert {a: over.get(a) for a in limits} == {**dict.fromkeys(limits, 0.0), "cto": 1.0}, over
+    assert _values(stack, file, "Tasks over their limit today", "") == {"": 1.0}
     cto = {**ALL, "agent": "cto"}
     detail = "budget-agent-detail.json"
-    assert _values(stack, detail, "Cost per task", agent, cto, ref="D") == {"cto": 5.0}
-    assert _values(stack, detail, "Tasks over the per-task limit today", agent, cto) == {"cto": 0.0}
+    assert _values(stack, detail, "Cost per task", agent, cto, ref="D") == {"cto": 3.0}
+    over_today = _values(stack, detail, "Tasks over the per-task limit today", agent, cto)
+    assert over_today == {"cto": 1.0}, over_today
+
+
+def test_cost_per_task_distribution_shows_the_ledger_tasks(stack: Stack) -> None:
+    """cto's two finished tasks, 2.0 and 4.0: powers of two, so bucket edges. The median's
+    rank (1 of 2) falls between them: 2.0 (the top of 2.0's bucket) or, when increase()'s
+    extrapolation rounds the rank a hair up, the bottom of 4.0's bucket (3.989 at scale 8).
+    The max bucket's top is 4.0; p90 interpolates inside 4.0's bucket (under 1 % wide), so
+    just under 4.0. Only cto has tasks with a task_id: only cto has a row."""
+    file, title, agent = "budget-overview.json", "Cost per task by agent", "gen_ai_agent_id"
+    tasks = _values(stack, file, title, agent, ref="A")
+    # increase() over the range extrapolates a little; the column shows whole tasks.
+    assert tasks.keys() == {"cto"} and 2.0 <= tasks["cto"] < 2.5, tasks
+    median = _values(stack, file, title, agent, ref="B")
+    p90 = _values(stack, file, title, agent, ref="C")
+    top = _values(stack, file, title, agent, ref="D")
+    between = (2.0, 4.0 * 2 ** (-1 / 256))  # the top of 2.0's bucket, the bottom of 4.0's
+    assert any(_close(median["cto"], m) for m in between), median
+    assert _close(top["cto"], 4.0), top
+    assert between[1] < p90["cto"] < 4.0, p90
+    detail = _values(
+        stack, "budget-agent-detail.json", "Cost per task", agent, {**ALL, "agent": "cto"}
+    )
+    assert detail.keys() == {"cto"} and any(_close(detail["cto"], m) for m in between), detail

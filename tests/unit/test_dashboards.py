@@ -550,10 +550,12 @@ def test_cost_per_task_table_on_the_overview(shipped: dict[str, dict[str, Any]])
         "Value #F": "over limit today",
         "Value #G": "coverage",
     }
-    units = {
-        o["matcher"]["options"]: {p["id"]: p["value"] for p in o["properties"]}["unit"]
+    props = {
+        o["matcher"]["options"]: {p["id"]: p["value"] for p in o["properties"]}
         for o in table["fieldConfig"]["overrides"]
     }
+    units = {column: p["unit"] for column, p in props.items()}
+    assert props["tasks"]["decimals"] == 0  # whole tasks, however increase() extrapolates
     # Money by default (median, p90, max bucket, the limit); counts and coverage their own.
     assert table["fieldConfig"]["defaults"]["unit"] == "currencyUSD"
     assert units == {"tasks": "short", "over limit today": "short", "coverage": "percentunit"}

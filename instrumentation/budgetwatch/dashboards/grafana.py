@@ -278,6 +278,9 @@ def _overrides(panel: Any, spec: PanelDef, limits: Limits) -> Any:
         elif query.unit is not None:
             unit = _unit(query.unit, limits.currency)
             props = [dash_model.DynamicConfigValue(id_val="unit", value=unit)]
+            if query.unit == "count":
+                # Whole tasks: increase() over the range extrapolates (2 tasks may read 2.07).
+                props.append(dash_model.DynamicConfigValue(id_val="decimals", value=0))
         else:
             continue
         if spec.kind == "table" and query.column:
