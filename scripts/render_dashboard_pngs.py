@@ -62,6 +62,10 @@ class Series:
     labels: dict[str, str]
     times: list[float]
     values: list[float]
+    # The field config of its query: the panel's defaults with the query's overrides (a
+    # coverage ratio beside money); its table column, when the panel names one.
+    config: dict[str, Any] = field(default_factory=dict)
+    column: str = ""
 
 
 @dataclass
@@ -163,6 +167,32 @@ def threshold_color(value: float, defaults: Mapping[str, Any]) -> str:
     return COLORS.get(color, color)
 
 
+def field_config(panel: Mapping[str, Any], ref: str) -> tuple[dict[str, Any], str]:
+    """The field config Grafana applies to a query's values, and its table column name: the
+    panel's defaults, then the overrides matching the query (by refId, or by the column its
+    value is renamed to in a table)."""
+    field_cfg = panel.get("fieldConfig", {})
+    config = dict(field_cfg.get("defaults", {}))
+    config["custom"] = dict(config.get("custom", {}))
+    column = ""
+    for transformation in panel.get("transformations", []):
+        column = (
+            transformation.get("options", {}).get("renameByName", {}).get(f"Value #{ref}", column)
+        )
+    for override in field_cfg.get("overrides", []):
+        matcher = override["matcher"]
+        if matcher == {"id": "byFrameRefID", "options": ref} or (
+            column and matcher == {"id": "byName", "options": column}
+        ):
+            for prop in override["properties"]:
+                key, value = prop["id"], prop.get("value")
+                if key.startswith("custom."):
+                    config["custom"][key.removeprefix("custom.")] = value
+                else:
+                    config[key] = value
+    return config, column
+
+
 def run_panel(
     prometheus: Prometheus,
     panel: Mapping[str, Any],
@@ -185,7 +215,9 @@ def run_panel(
             found = prometheus.instant(expr, end)
         else:
             found = prometheus.range(expr, end - range_s, end, step_s)
+        config, column = field_config(panel, target["refId"])
         for series in found:
+            series.config, series.column = config, column
             result.series.append((legend(target.get("legendFormat", ""), series.labels), series))
     return result
 
@@ -219,9 +251,10 @@ def draw_stat(
             ax.text(x, 0.5, name, ha="center", va="center", fontsize=16, fontweight="bold",
                     color=COLORS["blue"], transform=ax.transAxes)  # fmt: skip
             continue
-        text = format_value(value, defaults.get("unit", ""))
-        color = threshold_color(value, defaults)
-        text, color = value_mapping(value, defaults) or (text, color)
+        config = series.config or defaults
+        text = format_value(value, config.get("unit", ""))
+        color = threshold_color(value, config)
+        text, color = value_mapping(value, config) or (text, color)
         ax.text(x, 0.5, text, ha="center", va="center",
                 fontsize=12 if small or len(text) > 10 else 20 if len(items) == 1 else 14,
                 fontweight="bold",
@@ -237,15 +270,16 @@ def draw_gauge(ax: Axes, result: PanelResult, defaults: Mapping[str, Any]) -> No
     ax.set_anchor("N")
     # The fullest first: with many agents, those nearest their limits matter.
     items = sorted(result.series, key=lambda item: item[1].values[-1], reverse=True)[:4]
-    top = float(defaults.get("max", 100))
     ax.set_xlim(0, 2.4 * len(items))
     ax.set_ylim(-0.6, 1.3)
     for i, (name, series) in enumerate(items):
+        config = series.config or defaults
+        top = float(config.get("max", 100))
         value = series.values[-1]
         cx = 1.2 + 2.4 * i
         ax.add_patch(Wedge((cx, 0), 1.0, 0, 180, width=0.25, color="#2c3235"))
         # Threshold band on the outer edge, as Grafana's threshold markers.
-        steps = defaults.get("thresholds", {}).get("steps", [])
+        steps = config.get("thresholds", {}).get("steps", [])
         for j, step in enumerate(steps):
             lo = 0.0 if step.get("value") is None else float(step["value"])
             hi = float(steps[j + 1]["value"]) if j + 1 < len(steps) else top
@@ -254,8 +288,8 @@ def draw_gauge(ax: Axes, result: PanelResult, defaults: Mapping[str, Any]) -> No
                                color=COLORS.get(step["color"], step["color"])))  # fmt: skip
         angle = 180 - 180 * max(0.0, min(value, top)) / top
         ax.add_patch(Wedge((cx, 0), 1.0, angle, 180, width=0.25,
-                           color=threshold_color(value, defaults)))  # fmt: skip
-        ax.text(cx, 0.12, format_value(value, defaults.get("unit", "")), ha="center",
+                           color=threshold_color(value, config)))  # fmt: skip
+        ax.text(cx, 0.12, format_value(value, config.get("unit", "")), ha="center",
                 va="center", fontsize=14, fontweight="bold", color=TEXT)  # fmt: skip
         ax.text(cx, -0.35, name, ha="center", va="center", fontsize=8, color=MUTED)
 
@@ -264,17 +298,21 @@ def draw_bargauge(ax: Axes, result: PanelResult, defaults: Mapping[str, Any]) ->
     items = sorted(result.series, key=lambda item: item[1].values[-1], reverse=True)[:10]
     names = [name for name, _ in items][::-1]
     values = [series.values[-1] for _, series in items][::-1]
-    top = float(defaults.get("max", max(values) * 1.1 if values else 1))
+    configs = [series.config or defaults for _, series in items][::-1]
+    biggest = max(values) * 1.1 if values else 1
+    # Each bar on its own field's scale (a 0-1 coverage beside percents), drawn as a share.
+    tops = [float(c.get("max", biggest)) or 1.0 for c in configs]
     rows = range(len(values))
     # Grafana puts each name above its bar: a thin bar, the name and value over it.
-    ax.barh(rows, [top] * len(values), color="#2c3235", height=0.35, align="edge")
-    colors = [threshold_color(v, defaults) for v in values]
-    ax.barh(rows, [min(v, top) for v in values], color=colors, height=0.35, align="edge")
-    for y, (name, value) in enumerate(zip(names, values, strict=True)):
+    ax.barh(rows, [1.0] * len(values), color="#2c3235", height=0.35, align="edge")
+    colors = [threshold_color(v, c) for v, c in zip(values, configs, strict=True)]
+    shares = [min(v, t) / t for v, t in zip(values, tops, strict=True)]
+    ax.barh(rows, shares, color=colors, height=0.35, align="edge")
+    for y, (name, value, config) in enumerate(zip(names, values, configs, strict=True)):
         ax.text(0, y + 0.45, name, va="bottom", ha="left", fontsize=7, color=TEXT)
-        ax.text(top, y + 0.45, format_value(value, defaults.get("unit", "")), va="bottom",
+        ax.text(1.0, y + 0.45, format_value(value, config.get("unit", "")), va="bottom",
                 ha="right", fontsize=7, color=TEXT)  # fmt: skip
-    ax.set_xlim(0, top)
+    ax.set_xlim(0, 1.0)
     ax.set_ylim(0, max(len(values), 1))
     ax.set_xticks([])
     ax.set_yticks([])
@@ -291,10 +329,22 @@ def draw_timeseries(
     stacked = custom.get("stacking", {}).get("mode") == "normal"
     bars = custom.get("drawStyle") == "bars"
     base: dict[float, float] = {}
+    right: Axes | None = None  # series on the right axis (coverage beside spend)
     for i, (name, series) in enumerate(result.series[:10]):
         times = [datetime.fromtimestamp(t, UTC) for t in series.times]
         color = PALETTE[i % len(PALETTE)]
-        if bars:
+        if series.config.get("custom", {}).get("axisPlacement") == "right":
+            if right is None:
+                right = ax.twinx()
+                right_unit = str(series.config.get("unit", ""))
+                right.yaxis.set_major_formatter(
+                    plt.FuncFormatter(lambda v, _, u=right_unit: format_value(v, u))
+                )
+                right.set_ylim(series.config.get("min", 0), series.config.get("max", 1))
+                right.tick_params(colors=MUTED, labelsize=7)
+            right.plot(times, series.values, color=color, linewidth=1, linestyle="--",
+                       label=name)  # fmt: skip
+        elif bars:
             width = (series.times[1] - series.times[0]) / 86400 * 0.8 if len(times) > 1 else 0.001
             ax.bar(times, series.values, width=width, color=color, label=name)
         elif stacked:
@@ -316,14 +366,35 @@ def draw_timeseries(
     ax.set_xlim(*(datetime.fromtimestamp(t, UTC) for t in span))
     ax.set_ylim(bottom=0)
     ax.grid(color="#2c3235", linewidth=0.5)
-    ax.legend(loc="upper left", fontsize=6, frameon=False, labelcolor=TEXT, ncol=3)
+    handles, names = ax.get_legend_handles_labels()
+    if right is not None:  # one legend for both axes
+        more = right.get_legend_handles_labels()
+        handles, names = handles + more[0], names + more[1]
+    if handles:
+        ax.legend(handles, names, loc="upper left", fontsize=6, frameon=False, labelcolor=TEXT,
+                  ncol=3)  # fmt: skip
+
+
+def _table_rows(result: PanelResult) -> tuple[list[str], list[list[str]]]:
+    """Columns and rows as Grafana shows them: the labels, then (queries merged on their
+    labels) one column per named query value."""
+    labels = sorted({k for _, s in result.series for k in s.labels if k != "__name__"})
+    named = list(dict.fromkeys(s.column for _, s in result.series if s.column))
+    if not named:
+        return labels, [[s.labels.get(c, "") for c in labels] for _, s in result.series]
+    merged: dict[tuple[str, ...], dict[str, str]] = {}
+    for _, s in result.series:
+        key = tuple(s.labels.get(c, "") for c in labels)
+        cell = format_value(s.values[-1], s.config.get("unit", ""))
+        merged.setdefault(key, {})[s.column] = cell
+    rows = [[*key, *(cells.get(c, "") for c in named)] for key, cells in merged.items()]
+    return labels + named, rows
 
 
 def draw_table(ax: Axes, result: PanelResult, max_rows: int) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
-    columns = sorted({k for _, s in result.series for k in s.labels if k != "__name__"})
-    rows = [[s.labels.get(c, "") for c in columns] for _, s in result.series]
+    columns, rows = _table_rows(result)
     widths = [max(len(c), *(len(r[i]) for r in rows)) + 3 for i, c in enumerate(columns)]
 
     def line(cells: Sequence[str]) -> str:

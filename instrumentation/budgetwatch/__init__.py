@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from ._tasks import task_cost_view
     from .context import agent, current_agent
     from .telemetry import BudgetTelemetry
 
@@ -21,9 +22,10 @@ _LAZY = {
     "BudgetTelemetry": ".telemetry",
     "agent": ".context",
     "current_agent": ".context",
+    "task_cost_view": "._tasks",
 }
 
-__all__ = ["BudgetTelemetry", "__version__", "agent", "current_agent"]
+__all__ = ["BudgetTelemetry", "__version__", "agent", "current_agent", "task_cost_view"]
 
 
 def __getattr__(name: str) -> Any:

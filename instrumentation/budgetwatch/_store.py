@@ -1,8 +1,9 @@
-"""In-process aggregation: cumulative totals per series, read by observable counters.
+"""In-process aggregation: cumulative totals per series, read at each export.
 
 Recording an event is a cache lookup and a few additions under one lock, far cheaper than
 the SDK's synchronous `Counter.add` (which hashes and sorts the attributes on every call).
-The SDK reads the totals through callbacks at each collection.
+Each export reads the totals (see `_pipeline`): our own pipeline turns them into data points
+directly, an application's MeterProvider through observable-counter callbacks.
 
 Bounds (so that agent ids cannot explode the number of series): at most `max_agents`
 distinct agents (later ones are folded into `_overflow`), a fixed cap on distinct providers,
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from numbers import Integral, Real
@@ -60,6 +62,11 @@ REASONS: Final = (
     "status_overflow",
     "series_overflow",
     "internal_error",
+    # cost per task (_tasks.py)
+    "invalid_task_id",
+    "task_evicted",
+    "task_evicted_closed",
+    "task_already_closed",
 )
 
 CallKey = tuple[str, str, str]
@@ -84,6 +91,8 @@ class Store:
         self.max_agents = max_agents
         self.max_series = max_series
         self.confirm_on_export = confirm_on_export
+        # Start of every cumulative series of this Store (all start at 0 with it).
+        self.start_time_unix_nano = time.time_ns()
         self.calls: dict[CallKey, Row] = {}
         self.tasks: dict[TaskKey, Row] = {}
         self.dropped: dict[str, Row] = {}
@@ -126,7 +135,9 @@ class Store:
             if row is None:
                 row = self.calls[key] = [0.0, 0, 0, 0, 0, 0, 0]
         if not folds:
-            raw = (agent_id, provider, model)
+            # Usually the arguments are the cleaned values themselves: share the key tuple.
+            same = agent_id is agent and provider is prov and model is mod
+            raw = key if same else (agent_id, provider, model)
             if len(self.call_cache) < _CACHE_FACTOR * self.max_series:
                 self.call_cache[raw] = row
         return row
@@ -149,6 +160,10 @@ class Store:
     def cache_task(self, agent_id: object, status: object, row: Row) -> None:
         if len(self.task_cache) < _CACHE_FACTOR * (self.max_agents + 2) * 4:
             self.task_cache[(agent_id, status)] = row
+
+    def agent_label(self, agent_id: object, folds: list[str]) -> str:
+        """The agent attribute value for a raw agent id (the same for every instrument)."""
+        return self._agent(agent_id, folds)
 
     def _agent(self, agent_id: object, folds: list[str]) -> str:
         if agent_id is None:

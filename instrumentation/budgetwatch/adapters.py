@@ -5,7 +5,7 @@
 
     telemetry = BudgetTelemetry(service_name="synthorg")
     record_cost_record(telemetry, cost_record)        # object or mapping
-    record_task_change(telemetry, task.assigned_to, task.status)
+    record_task_change(telemetry, task.assigned_to, task.status, task.id)
 
 Like the telemetry API, these never raise into the application: a record with missing or
 bad fields is recorded as far as it can be, and what is dropped is counted.
@@ -26,9 +26,11 @@ _MISSING = object()
 def record_cost_record(telemetry: BudgetTelemetry, record: object) -> None:
     """Record one SynthOrg cost record (a CostRecord model, dataclass, or mapping).
 
-    Reads `agent_id`, `provider`, `model`, `input_tokens`, `output_tokens` and `cost`
-    (or `cost_usd`, its former name). Missing tokens count as 0. A record without a usable
-    cost is recorded as an unpriced call (tokens kept) and the dropped cost is counted.
+    Reads `agent_id`, `provider`, `model`, `input_tokens`, `output_tokens`, `cost`
+    (or `cost_usd`, its former name) and `task_id` (the cost adds to that task's total,
+    recorded when the task finishes; see `record_task_change`). Missing tokens count as 0.
+    A record without a usable cost is recorded as an unpriced call (tokens kept) and the
+    dropped cost is counted.
     The record's own timestamp is not used: the event is counted when it is recorded.
     """
     cost = _field(record, "cost")
@@ -41,18 +43,26 @@ def record_cost_record(telemetry: BudgetTelemetry, record: object) -> None:
         model=_field(record, "model"),
         input_tokens=_tokens(_field(record, "input_tokens")),
         output_tokens=_tokens(_field(record, "output_tokens")),
+        task_id=_field(record, "task_id"),
     )
 
 
-def record_task_change(telemetry: BudgetTelemetry, agent_id: object, new_status: object) -> None:
+def record_task_change(
+    telemetry: BudgetTelemetry, agent_id: object, new_status: object, task_id: object = None
+) -> None:
     """Record that a task entered `new_status` (a str or a str-valued Enum such as
-    SynthOrg's TaskStatus). An empty `agent_id` (a task still `created`) is `_unassigned`."""
-    telemetry.record_task(agent_id, new_status)  # type: ignore[arg-type]  # validated there
+    SynthOrg's TaskStatus). An empty `agent_id` (a task still `created`) is `_unassigned`.
+    With the task's id, a terminal status records the task's cost (the sum of the cost
+    records carrying that `task_id`) in `<ns>.task.cost`."""
+    telemetry.record_task(agent_id, new_status, task_id=task_id)  # type: ignore[arg-type]
 
 
 def record_task(telemetry: BudgetTelemetry, task: object) -> None:
-    """Record a SynthOrg task's current status, read from its `assigned_to` and `status`."""
-    record_task_change(telemetry, _field(task, "assigned_to"), _field(task, "status"))
+    """Record a SynthOrg task's current status, read from its `assigned_to`, `status` and
+    `id`."""
+    record_task_change(
+        telemetry, _field(task, "assigned_to"), _field(task, "status"), _field(task, "id")
+    )
 
 
 def _field(source: object, name: str) -> Any:

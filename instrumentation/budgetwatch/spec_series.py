@@ -306,7 +306,14 @@ class Names:
         found[self.agent_cost_partial] = "rules, while a figure is a lower bound only"
         for name in self.forecasts():
             found[name] = "rules, only once the billing period is forecast.min_history old"
-        found[self.task_cost] = "instrumentation, once a task with a task_id has finished"
+        # Per-task cost and coverage: empty until their events happen ("only once").
+        found[self.task_cost] = "instrumentation, only once a task with a task_id has finished"
+        found[self.agent_tasks_over_limit_day_to_date] = (
+            "rules, only once tasks with a task_id finished under a per_task limit"
+        )
+        found[self.agent_per_task_limit] = "rules, only once an agent with a per_task limit is seen"
+        for name in (self.agent_coverage, self.org_coverage):
+            found[name] = "rules, only once priced or unpriced calls were recorded in the last hour"
         found["ALERTS"] = "rules"  # Prometheus's own series of pending and firing alerts
         for name in self.raw():
             found[name] = "instrumentation"

@@ -1,8 +1,8 @@
 """BudgetTelemetry: record LLM cost, tokens, calls and task status changes as OTLP counters.
 
 The public API of contract section 1. Recording never raises into the application and never
-touches the network: it adds to in-process totals (see `_store`), which the OpenTelemetry
-SDK reads through observable counters and pushes over OTLP at each export interval.
+touches the network: it adds to in-process totals (see `_store`), which are read and pushed
+over OTLP at each export interval (see `_pipeline`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
 from ._labels import as_text, clean
@@ -33,6 +33,7 @@ from ._store import (
     cost_problem,
     tokens_valid,
 )
+from ._tasks import TaskCosts, create_histogram
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -55,7 +56,9 @@ class BudgetTelemetry:
     gets its own `service.instance.id` (Prometheus `instance`), renewed in a forked child.
     With `meter_provider` given, the instruments are registered on the application's
     provider instead, and the application owns the resource, the exporter and the export
-    interval (the endpoint, headers, timeout and protocol arguments are then unused).
+    interval (the endpoint, headers, timeout and protocol arguments are then unused); it
+    should add `budgetwatch.task_cost_view(namespace)` to that provider.
+    `max_open_tasks` bounds the tasks whose cost is being summed (see `record_task`).
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class BudgetTelemetry:
         timeout_s: float | None = None,
         protocol: str | None = None,
         max_series: int = 20_000,
+        max_open_tasks: int = 10_000,
     ) -> None:
         if not isinstance(service_name, str) or not clean(service_name):
             raise ValueError(f"service_name must be a non-empty string, got {service_name!r}")
@@ -84,7 +88,11 @@ class BudgetTelemetry:
             raise ValueError(f"currency must be a code such as 'USD', got {currency!r}")
         if not _positive(export_interval_s):
             raise ValueError(f"export_interval_s must be > 0, got {export_interval_s!r}")
-        for name, value in (("max_agents", max_agents), ("max_series", max_series)):
+        for name, value in (
+            ("max_agents", max_agents),
+            ("max_series", max_series),
+            ("max_open_tasks", max_open_tasks),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
@@ -94,6 +102,7 @@ class BudgetTelemetry:
         self.export_interval_s = float(export_interval_s)
         self.max_agents = max_agents
         self.max_series = max_series
+        self.max_open_tasks = max_open_tasks
         self._app_provider = meter_provider
         self._settings: ExportSettings | None = None
         if meter_provider is None:
@@ -113,14 +122,15 @@ class BudgetTelemetry:
         ref = weakref.ref(self)
         if meter_provider is None:
             self._pipeline = self._new_pipeline()
+            meter = self._pipeline.provider.get_meter(SCOPE, _version())
         else:
-            register_instruments(
-                meter_provider.get_meter(SCOPE, _version()),
-                ref,
-                namespace=namespace,
-                currency=currency,
-                owner_pid=None,
-            )
+            meter = meter_provider.get_meter(SCOPE, _version())
+            register_instruments(meter, ref, namespace=namespace, currency=currency, owner_pid=None)
+        self._tasks = TaskCosts(
+            max_open_tasks,
+            create_histogram(meter, namespace=namespace, currency=currency),
+            namespace,
+        )
         _register_process_hooks(ref)
 
     # --- public API ---------------------------------------------------------------------------
@@ -153,8 +163,12 @@ class BudgetTelemetry:
         model: str | None = None,
         input_tokens: int = 0,
         output_tokens: int = 0,
+        task_id: str | None = None,
     ) -> None:
         """Record one priced LLM call: its cost, its tokens, and one call with outcome priced.
+
+        With `task_id`, the cost is also added to that task's total (the task is opened if
+        new), recorded when `record_task` reports the task's terminal status.
 
         Never raises. A cost that is not a finite number >= 0 is dropped (and counted); the
         call and its tokens are then still recorded, as an unpriced call.
@@ -180,10 +194,15 @@ class BudgetTelemetry:
                         row[1] += input_tokens
                         row[2] += output_tokens
                         row[3] += 1
+                    if task_id is not None:
+                        self._add_to_task(task_id, cost)
                     return
             self._record_call_slow(
                 store, agent_id, provider, model, input_tokens, output_tokens, cost, PRICED
             )
+            if task_id is not None:
+                value, problem = cost_problem(cost)
+                self._add_to_task(task_id, 0.0 if problem else value)
         except Exception:
             self._internal_error()
 
@@ -214,10 +233,14 @@ class BudgetTelemetry:
         except Exception:
             self._internal_error()
 
-    def record_task(self, agent_id: str | None, status: str) -> None:
+    def record_task(self, agent_id: str | None, status: str, task_id: str | None = None) -> None:
         """Record that a task entered `status` (e.g. "completed") while owned by `agent_id`.
 
         Statuses are lower-cased; None or blank agent means `_unassigned`. Never raises.
+
+        With `task_id`: a terminal status (`spec.TERMINAL_STATUSES`) closes the task and
+        records its total cost in `<ns>.task.cost` under this agent and status (0 for a task
+        that recorded no cost); any other status opens the task if it is not open.
         """
         try:
             store = self._store
@@ -228,8 +251,10 @@ class BudgetTelemetry:
             if row is not None:
                 with store.lock:
                     row[0] += 1
-                return
-            self._record_task_slow(store, agent_id, status)
+            else:
+                self._record_task_slow(store, agent_id, status)
+            if task_id is not None:
+                self._task_status(store, agent_id, status, task_id)
         except Exception:
             self._internal_error()
 
@@ -328,7 +353,23 @@ class BudgetTelemetry:
             first = [reason for reason in folds if store.drop(reason)]
         _warn(first)
 
-    def _count(self, store: Store, reasons: list[str]) -> None:
+    # --- cost per task (_tasks.py) -----------------------------------------------------------
+
+    def _add_to_task(self, task_id: object, cost: float) -> None:
+        reasons = self._tasks.add(task_id, cost)
+        if reasons:
+            self._count(self._store, reasons)
+
+    def _task_status(self, store: Store, agent_id: object, status: object, task_id: object) -> None:
+        def agent() -> str:
+            with store.lock:  # its folds were counted once for this event, by the tasks counter
+                return store.agent_label(agent_id, [])
+
+        reasons = self._tasks.status(task_id, status, agent)
+        if reasons:
+            self._count(store, reasons)
+
+    def _count(self, store: Store, reasons: Sequence[str]) -> None:
         with store.lock:
             first = [reason for reason in reasons if store.drop(reason)]
         _warn(first)
@@ -370,7 +411,6 @@ class BudgetTelemetry:
             currency=self.currency,
             settings=self._settings,
             export_interval_s=self.export_interval_s,
-            max_series=self.max_series,
             max_agents=self.max_agents,
             finished=finished,
         )
@@ -379,24 +419,29 @@ class BudgetTelemetry:
         assert self._pipeline is not None
         store = self._store
         store.start_flush()
+        histograms = self._pipeline.zero_first.confirmed
         try:
             self._pipeline.force_flush(timeout_s)
         except Exception:
             logger.debug("budgetwatch: flush did not complete", exc_info=True)
-        return store.flush_result()
+        ok, announced = store.flush_result()
+        return ok, announced + self._pipeline.zero_first.confirmed - histograms
 
     def _after_fork_in_child(self) -> None:
         """A new process: new identity, empty totals, and (if ours) a new export pipeline."""
         self._close_lock = threading.Lock()
         self._instance_id = str(uuid.uuid4())
         self._store = self._new_store()
-        if self._pipeline is None or self._closed:
-            return
-        inherited = self._pipeline
-        self._pipeline = self._new_pipeline()
-        # The inherited pipeline is silenced by its pid guards; stop its thread off the
-        # fork path so a lock copied mid-use in the parent cannot block the child.
-        threading.Thread(target=_stop_quietly, args=(inherited,), daemon=True).start()
+        histogram = self._tasks.histogram  # the application's provider: the same instrument
+        if self._pipeline is not None and not self._closed:
+            inherited = self._pipeline
+            self._pipeline = self._new_pipeline()
+            meter = self._pipeline.provider.get_meter(SCOPE, _version())
+            histogram = create_histogram(meter, namespace=self.namespace, currency=self.currency)
+            # The inherited pipeline is silenced by its pid guards; stop its thread off the
+            # fork path so a lock copied mid-use in the parent cannot block the child.
+            threading.Thread(target=_stop_quietly, args=(inherited,), daemon=True).start()
+        self._tasks = TaskCosts(self.max_open_tasks, histogram, self.namespace)
 
     def _at_exit(self) -> None:
         self.shutdown()

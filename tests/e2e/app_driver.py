@@ -4,8 +4,8 @@ argv[1] is a JSON object: service, endpoint (the collector's OTLP/HTTP base URL,
 standard way through OTEL_EXPORTER_OTLP_ENDPOINT), export_interval_s, and optionally
 max_agents, headers, namespace. The process prints {"instance_id": ...} once started, then
 reads one JSON command per line and answers each with one JSON line:
-  {"op": "cost", "agent": ..., "cost": ..., "provider"?, "model"?, "input_tokens"?, ...}
-  {"op": "task", "agent": ..., "status": ...}
+  {"op": "cost", "agent": ..., "cost": ..., "provider"?, "model"?, "input_tokens"?, "task_id"?}
+  {"op": "task", "agent": ..., "status": ..., "task_id"?: ...}
   {"op": "call", "agent": ..., "outcome": ..., ...}
   {"op": "many_agents", "prefix": ..., "count": N, "cost": ...}   (a cardinality flood)
   {"op": "flush"} -> {"ok": bool}
@@ -41,7 +41,9 @@ def main() -> int:
             if op == "cost":
                 telemetry.record_cost(command.pop("agent"), command.pop("cost"), **command)
             elif op == "task":
-                telemetry.record_task(command["agent"], command["status"])
+                telemetry.record_task(
+                    command["agent"], command["status"], task_id=command.get("task_id")
+                )
             elif op == "call":
                 telemetry.record_call(command.pop("agent"), **command)
             elif op == "many_agents":

@@ -87,8 +87,16 @@ def test_no_secret_or_url_is_written_in_the_config() -> None:
 def test_group_by_alert_agent_and_window() -> None:
     route = yaml.safe_load(CONFIG.read_text())["route"]
     assert route["group_by"] == ["alertname", "gen_ai_agent_id", "window"]
-    # Sub-routes inherit it; none may override it with a coarser grouping.
-    assert all("group_by" not in r for r in route.get("routes", []))
+    # Sub-routes inherit it; only low coverage groups coarser (one notification for all
+    # agents: one missing price hits them all), and only that alert takes that route.
+    coarser = [r for r in route.get("routes", []) if "group_by" in r]
+    assert coarser == [
+        {
+            "receiver": "budget-webhook",
+            "matchers": ['alertname=~".+BudgetCoverageLow"'],
+            "group_by": ["alertname"],
+        }
+    ]
 
 
 def _labels(
@@ -170,6 +178,25 @@ ROUTE_CASES: list[tuple[str, dict[str, str], str]] = (
             "spike",
             {"alertname": f"{NS}AgentSpendSpike", "gen_ai_agent_id": "cto", "severity": "critical"},
             "budget-critical",
+        ),
+        # Per-task cost and coverage (issue 16): warnings.
+        (
+            "task-over-budget",
+            {
+                "alertname": f"{NS}AgentTaskOverBudget",
+                "gen_ai_agent_id": "cto",
+                "severity": "warning",
+            },
+            "budget-webhook",
+        ),
+        (
+            "coverage-low",
+            {
+                "alertname": f"{NS}BudgetCoverageLow",
+                "gen_ai_agent_id": "cto",
+                "severity": "warning",
+            },
+            "budget-webhook",
         ),
         # Anything else (no severity) still reaches someone.
         ("unlabelled", {"alertname": "SomethingElse"}, "budget-webhook"),
@@ -544,3 +571,63 @@ def test_runbook_silence_commands_silence_their_alert(alertmanager: Alertmanager
         "silences applied",
     )
     assert _key(other) in _state(am, silenced="false")
+
+
+def _route_path(labels: dict[str, str]) -> str:
+    """The route tree's path amtool prints for an alert (`--tree`), to tell sub-routes apart."""
+    code, out = amtool(
+        "config", "routes", "test", f"--config.file={CONFIG}", "--tree",
+        *(f"{k}={v}" for k, v in labels.items()),
+    )  # fmt: skip
+    assert code == 0, out
+    return out
+
+
+def test_coverage_and_task_alerts_take_their_routes() -> None:
+    """Low coverage takes its own route (grouped by alertname only); an over-limit task takes
+    the warning route (grouped per agent), whatever agent or window label they carry."""
+    coverage = _route_path(
+        {"alertname": f"{NS}BudgetCoverageLow", "gen_ai_agent_id": "cto", "severity": "warning"}
+    )
+    assert "BudgetCoverageLow" in coverage and 'severity="warning"' not in coverage, coverage
+    task = _route_path(
+        {"alertname": f"{NS}AgentTaskOverBudget", "gen_ai_agent_id": "cto", "severity": "warning"}
+    )
+    assert 'severity="warning"' in task and "BudgetCoverageLow" not in task, task
+
+
+def test_coverage_alerts_of_many_agents_make_one_notification(
+    alertmanager: Alertmanager, receiver: NotificationSink
+) -> None:
+    """Three agents with low coverage: one notification listing all three; two agents with
+    over-limit tasks: one notification each."""
+    coverage = [
+        {"alertname": f"{NS}BudgetCoverageLow", "gen_ai_agent_id": a, "severity": "warning"}
+        for a in ("cto", "intern", "writer")
+    ]
+    tasks = [
+        {"alertname": f"{NS}AgentTaskOverBudget", "gen_ai_agent_id": a, "severity": "warning"}
+        for a in ("cto", "intern")
+    ]
+    _post(alertmanager, coverage + tasks)
+
+    def by_group() -> dict[tuple[str, str], list[dict[str, Any]]]:
+        out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for n in receiver.payloads():
+            key = (n["groupLabels"]["alertname"], n["groupLabels"].get("gen_ai_agent_id", ""))
+            out[key] = n["alerts"]
+        return out
+
+    want = {
+        (f"{NS}BudgetCoverageLow", ""),
+        (f"{NS}AgentTaskOverBudget", "cto"),
+        (f"{NS}AgentTaskOverBudget", "intern"),
+    }
+    wait_until(lambda: set(by_group()) == want, 20, "notifications", interval=0.5)
+    got = by_group()
+    agents = sorted(a["labels"]["gen_ai_agent_id"] for a in got[(f"{NS}BudgetCoverageLow", "")])
+    assert agents == ["cto", "intern", "writer"], got
+    for agent in ("cto", "intern"):
+        (alert,) = got[(f"{NS}AgentTaskOverBudget", agent)]
+        assert alert["labels"]["gen_ai_agent_id"] == agent
+    assert all(n["receiver"] == "budget-webhook" for n in receiver.payloads())

@@ -58,10 +58,28 @@ class Point:
         return str(self.resource.get("service.instance.id"))
 
 
+@dataclass(frozen=True)
+class HistogramPoint:
+    """One exponential-histogram data point as received."""
+
+    instance: str
+    unit: str
+    temporality: int
+    attributes: Mapping[str, Any]
+    count: int
+    sum: float
+    scale: int
+    zero_count: int
+    bucket_counts: tuple[int, ...]
+    time_unix_nano: int
+
+
 class OtlpReceiver:
     """OTLP/HTTP on 127.0.0.1 (a free port), recording every accepted export."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep: bool = True) -> None:
+        """`keep=False`: keep an empty request in place of each (to measure the sender)."""
+        self.keep = keep
         self.status = 200
         self.delay_s = 0.0
         self.refused = 0  # requests answered with a non-200 status
@@ -92,6 +110,8 @@ class OtlpReceiver:
                 request = ExportMetricsServiceRequest()
                 request.ParseFromString(body)
                 with receiver._changed:
+                    if not receiver.keep:
+                        request = ExportMetricsServiceRequest()
                     receiver.requests.append(request)
                     receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
                     receiver._changed.notify_all()
@@ -135,6 +155,35 @@ class OtlpReceiver:
             requests = list(self.requests)
         return [
             p for i, r in enumerate(requests) for p in _points(i, r) if metric in (None, p.metric)
+        ]
+
+    def histograms(self, metric: str) -> list[HistogramPoint]:
+        """Every received exponential-histogram point of `metric`, in arrival order."""
+        with self._lock:
+            requests = list(self.requests)
+        return [
+            HistogramPoint(
+                instance=str(
+                    {kv.key: any_value(kv.value) for kv in rm.resource.attributes}.get(
+                        "service.instance.id"
+                    )
+                ),
+                unit=m.unit,
+                temporality=m.exponential_histogram.aggregation_temporality,
+                attributes={kv.key: any_value(kv.value) for kv in dp.attributes},
+                count=dp.count,
+                sum=dp.sum,
+                scale=dp.scale,
+                zero_count=dp.zero_count,
+                bucket_counts=tuple(dp.positive.bucket_counts),
+                time_unix_nano=dp.time_unix_nano,
+            )
+            for r in requests
+            for rm in r.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == metric and m.WhichOneof("data") == "exponential_histogram"
+            for dp in m.exponential_histogram.data_points
         ]
 
     def series(self, metric: str) -> dict[tuple[str, frozenset[tuple[str, Any]]], list[float]]:
@@ -182,6 +231,8 @@ def sdk_values(reader: InMemoryMetricReader) -> dict[tuple[str, frozenset[tuple[
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 for dp in metric.data.data_points:
+                    if not hasattr(dp, "value"):
+                        continue  # a histogram
                     out[(metric.name, frozenset(dict(dp.attributes or {}).items()))] = float(
                         dp.value  # type: ignore[union-attr]
                     )
@@ -194,6 +245,8 @@ def _points(index: int, request: ExportMetricsServiceRequest) -> Iterator[Point]
         for sm in rm.scope_metrics:
             for metric in sm.metrics:
                 kind = metric.WhichOneof("data")
+                if kind not in ("sum", "gauge"):
+                    continue  # histograms: OtlpReceiver.histograms
                 data = getattr(metric, kind)
                 monotonic = bool(getattr(data, "is_monotonic", False))
                 temporality = (

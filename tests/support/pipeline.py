@@ -63,8 +63,8 @@ class App:
     def cost(self, agent: str | None, cost: float, **kw: Any) -> None:
         self.send("cost", agent=agent, cost=cost, **kw)
 
-    def task(self, agent: str | None, status: str) -> None:
-        self.send("task", agent=agent, status=status)
+    def task(self, agent: str | None, status: str, task_id: str | None = None) -> None:
+        self.send("task", agent=agent, status=status, task_id=task_id)
 
     def flush(self) -> None:
         assert self.send("flush")["ok"], "force_flush returned False"

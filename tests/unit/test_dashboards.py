@@ -29,6 +29,7 @@ from budgetwatch.dashboards import (
 )
 from budgetwatch.dev.panel_queries import expand_variables
 from budgetwatch.limits import Limits, load_limits, parse_limits
+from budgetwatch.spec import AGENT, WINDOWS, Names
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = ("budget-overview.json", "budget-agent-detail.json", "budget-pipeline-health.json")
@@ -55,9 +56,21 @@ RECORDED = {
     "budget_period_forecast_percent",
     "agent_budget_period_forecast",
     "agent_budget_period_forecast_percent",
+    # section 8, per-task cost and coverage
+    "agent_budget_per_task_limit",
+    "agent_tasks_over_limit_day_to_date",
+    "agent_cost_coverage_ratio",
+    "cost_coverage_ratio",
 }
-# Contract section 3 and interface 1: the raw series the instrumentation produces.
-RAW = {"cost_total", "tokens_total", "tasks_total", "calls_total", "telemetry_dropped_total"}
+# Contract sections 3 and 8 and interface 1: the raw series the instrumentation produces.
+RAW = {
+    "cost_total",
+    "tokens_total",
+    "tasks_total",
+    "calls_total",
+    "telemetry_dropped_total",
+    "task_cost",  # a native histogram (section 8)
+}
 
 
 def _limits(**changes: Any) -> Limits:
@@ -383,9 +396,208 @@ def test_agent_panels_link_to_the_agent_dashboard(shipped: dict[str, dict[str, A
     assert set(linked) == {
         "Spend today by agent",
         "Top agents by daily budget used",
+        "Cost per task by agent",
         "Top agents by burn rate (1h)",
         "Spiking now",
     }
     for url in linked.values():
         assert url.startswith(f"/d/{detail_uid}?var-agent=${{__field.labels.gen_ai_agent_id}}")
         assert "${datasource:queryparam}" in url and "${__url_time_range}" in url
+
+
+# --- issue 16: cost per task, over-limit tasks, coverage beside spend ------------------------
+
+N = Names("synthorg")
+BUDGET_DASHBOARDS = ("overview", "agent-detail")
+
+
+def _cost_derived(n: Names) -> set[str]:
+    """Series whose figures come from priced calls only: what under-counts when calls are
+    unpriced, so every panel showing one must show coverage beside it."""
+    names = {
+        n.cost_total,
+        n.task_cost,
+        n.agent_per_task_limit,
+        n.agent_tasks_over_limit_day_to_date,
+        n.agent_spend_hourly,
+        n.agent_spend_baseline,
+        *n.forecasts(),
+    }
+    for w in WINDOWS:
+        names |= {
+            n.org_to_date(w),
+            n.agent_to_date(w),
+            n.org_limit(w),
+            n.agent_limit(w),
+            n.org_percent(w),
+            n.agent_percent(w),
+        }
+    names |= {n.agent_burn_rate(w) for w in ("1h", "6h", "3d")}
+    return names
+
+
+def _budget_defs() -> list[DashboardDef]:
+    defs = [d for d in dashboard_defs(load_limits(ROOT / "limits.yaml"))]
+    return [d for d in defs if d.name in BUDGET_DASHBOARDS]
+
+
+def test_every_budget_panel_shows_coverage_beside_spend() -> None:
+    cost = _cost_derived(N)
+    checked = 0
+    for definition in _budget_defs():
+        for panel in (i for i in definition.items if isinstance(i, PanelDef)):
+            figures = [q for q in panel.queries if not q.coverage]
+            coverage = [q for q in panel.queries if q.coverage]
+            used = set().union(*(series_used(q.expr) for q in figures))
+            where = (definition.name, panel.title)
+            if not used & cost:
+                assert not coverage, where  # coverage only beside what it qualifies
+                continue
+            assert len(coverage) == 1, where
+            (cov,) = coverage
+            per_agent = any(AGENT in q.expr or AGENT in q.legend for q in figures)
+            want = N.agent_coverage if per_agent else N.org_coverage
+            assert want in series_used(cov.expr), (where, cov.expr)
+            if definition.name == "agent-detail":
+                assert cov.expr.startswith(f'{N.agent_coverage}{{{AGENT}=~"$agent"}}'), where
+            # Runs like the panel's figures: an instant stat gets an instant coverage.
+            assert (cov.instant, cov.table) == (figures[0].instant, figures[0].table), where
+            assert "coverage.min_percent" in panel.description, where
+            checked += 1
+    assert checked >= 25, checked
+
+
+def _coverage_override(panel: dict[str, Any]) -> dict[str, Any]:
+    refs = [t["refId"] for t in panel["targets"] if N.agent_coverage in t["expr"]] + [
+        t["refId"] for t in panel["targets"] if t["expr"] == N.org_coverage
+    ]
+    (ref,) = refs
+    matchers = [
+        o
+        for o in panel["fieldConfig"]["overrides"]
+        if o["matcher"]
+        in ({"id": "byFrameRefID", "options": ref}, {"id": "byName", "options": "coverage"})
+    ]
+    (override,) = matchers
+    return {p["id"]: p.get("value") for p in override["properties"]}
+
+
+def test_coverage_shows_as_a_ratio_red_under_the_floor(shipped: dict[str, dict[str, Any]]) -> None:
+    checked = 0
+    for name in ("budget-overview.json", "budget-agent-detail.json"):
+        for panel in _panels(shipped[name]):
+            exprs = " ".join(t["expr"] for t in panel["targets"])
+            if N.agent_coverage not in exprs and N.org_coverage not in exprs:
+                continue
+            props = _coverage_override(panel)
+            assert props["unit"] == "percentunit" and (props["min"], props["max"]) == (0, 1)
+            # limits.yaml's coverage.min_percent is the default, 95.
+            assert props["thresholds"]["steps"] == [
+                {"value": None, "color": "red"},
+                {"value": 0.95, "color": "green"},
+            ], panel["title"]
+            assert props["color"] == {"mode": "thresholds"}
+            # The panel's own value texts ("already spent" for 0) never label a coverage.
+            assert props["mappings"] == []
+            if panel["type"] == "timeseries":
+                assert props["custom.axisPlacement"] == "right"
+                assert props["custom.stacking"]["mode"] == "none"
+                assert props["custom.drawStyle"] == "line"
+            checked += 1
+    assert checked >= 25
+
+
+def test_coverage_floor_follows_the_limits_file() -> None:
+    limits = _limits(coverage={"min_percent": 80, "for": "15m"})
+    overview = json.loads(render_dashboards(limits, "x")["budget-overview.json"])
+    spend = next(p for p in _panels(overview) if p["title"] == "Spend today")
+    assert _coverage_override(spend)["thresholds"]["steps"][1] == {"value": 0.8, "color": "green"}
+
+
+def _quantile(q: str, selector: str = "") -> str:
+    return (
+        f"histogram_quantile({q}, sum by (gen_ai_agent_id) "
+        f"(increase(synthorg_task_cost{selector}[$__range]))) >= 0"
+    )
+
+
+def test_cost_per_task_table_on_the_overview(shipped: dict[str, dict[str, Any]]) -> None:
+    table = next(
+        p
+        for p in _panels(shipped["budget-overview.json"])
+        if p["title"] == "Cost per task by agent"
+    )
+    exprs = [t["expr"] for t in table["targets"]]
+    assert exprs == [
+        "histogram_count(sum by (gen_ai_agent_id) (increase(synthorg_task_cost[$__range]))) > 0",
+        _quantile("0.5"),
+        _quantile("0.9"),
+        _quantile("1"),
+        "synthorg_agent_budget_per_task_limit",
+        "synthorg_agent_tasks_over_limit_day_to_date",
+        "synthorg_agent_cost_coverage_ratio",
+    ]
+    assert all(t["instant"] and t["format"] == "table" for t in table["targets"])
+    # One row per agent: the frames merge on gen_ai_agent_id, each value gets its column.
+    merge, organize = table["transformations"]
+    assert merge["id"] == "merge" and organize["id"] == "organize"
+    assert organize["options"]["renameByName"] == {
+        "Value #A": "tasks",
+        "Value #B": "median",
+        "Value #C": "p90",
+        "Value #D": "max bucket",
+        "Value #E": "per-task limit",
+        "Value #F": "over limit today",
+        "Value #G": "coverage",
+    }
+    props = {
+        o["matcher"]["options"]: {p["id"]: p["value"] for p in o["properties"]}
+        for o in table["fieldConfig"]["overrides"]
+    }
+    units = {column: p["unit"] for column, p in props.items()}
+    assert props["tasks"]["decimals"] == 0  # whole tasks, however increase() extrapolates
+    # Money by default (median, p90, max bucket, the limit); counts and coverage their own.
+    assert table["fieldConfig"]["defaults"]["unit"] == "currencyUSD"
+    assert units == {"tasks": "short", "over limit today": "short", "coverage": "percentunit"}
+    assert table["fieldConfig"]["defaults"]["links"]  # an agent's row opens its dashboard
+
+
+def test_cost_per_task_and_over_limit_on_the_agent_detail(
+    shipped: dict[str, dict[str, Any]],
+) -> None:
+    panels = {p["title"]: p for p in _panels(shipped["budget-agent-detail.json"])}
+    sel = '{gen_ai_agent_id=~"$agent"}'
+    stat = panels["Cost per task"]
+    assert [t["expr"] for t in stat["targets"]] == [
+        _quantile("0.5", sel),
+        _quantile("0.9", sel),
+        _quantile("1", sel),
+        f"synthorg_agent_budget_per_task_limit{sel}",
+        f"synthorg_agent_cost_coverage_ratio{sel}",
+    ]
+    assert [t["legendFormat"] for t in stat["targets"]][:4] == [
+        "{{gen_ai_agent_id}} median",
+        "{{gen_ai_agent_id}} p90",
+        "{{gen_ai_agent_id}} max bucket",
+        "{{gen_ai_agent_id}} limit",
+    ]
+    assert stat["fieldConfig"]["defaults"]["unit"] == "currencyUSD"
+    over = panels["Tasks over the per-task limit today"]
+    assert over["targets"][0]["expr"] == f"synthorg_agent_tasks_over_limit_day_to_date{sel}"
+    assert over["fieldConfig"]["defaults"]["unit"] == "short"  # a count of tasks
+    assert over["gridPos"]["y"] == stat["gridPos"]["y"]  # side by side with the limit
+
+
+def test_org_over_limit_stat_and_coverage_beside_org_spend(
+    shipped: dict[str, dict[str, Any]],
+) -> None:
+    panels = {p["title"]: p for p in _panels(shipped["budget-overview.json"])}
+    over = panels["Tasks over their limit today"]
+    assert [t["expr"] for t in over["targets"]] == [
+        "sum(synthorg_agent_tasks_over_limit_day_to_date)",
+        "synthorg_cost_coverage_ratio",
+    ]
+    for title in ("Spend today", "Spend this billing period"):
+        targets = panels[title]["targets"]
+        assert [t["legendFormat"] for t in targets] == ["spent", "limit", "coverage"], title
+        assert targets[2]["expr"] == "synthorg_cost_coverage_ratio" and targets[2]["instant"]

@@ -99,14 +99,14 @@ def test_grpc_selected_from_environment_builds_the_grpc_exporter(
 ) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     telemetry = BudgetTelemetry("svc", endpoint="http://127.0.0.1:1", export_interval_s=60)
-    inner = telemetry._pipeline.reader._exporter._inner  # type: ignore[union-attr]
+    inner = telemetry._pipeline.export.exporter._inner  # type: ignore[union-attr]
     assert telemetry.protocol == "grpc"
     assert isinstance(inner, GrpcExporter)
     telemetry._pipeline.shutdown(timeout_s=1)  # type: ignore[union-attr]  # nothing to flush
 
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_PROTOCOL")
     telemetry = BudgetTelemetry("svc", endpoint="http://127.0.0.1:1", export_interval_s=60)
-    assert isinstance(telemetry._pipeline.reader._exporter._inner, HttpExporter)  # type: ignore[union-attr]
+    assert isinstance(telemetry._pipeline.export.exporter._inner, HttpExporter)  # type: ignore[union-attr]
     telemetry._pipeline.shutdown(timeout_s=1)  # type: ignore[union-attr]
 
 

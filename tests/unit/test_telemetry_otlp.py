@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from tests.support.otlp_receiver import OtlpReceiver
 
+import budgetwatch
 from budgetwatch import BudgetTelemetry
 
 AGENT, PROVIDER, MODEL = "gen_ai.agent.id", "gen_ai.provider.name", "gen_ai.request.model"
@@ -189,3 +190,36 @@ def test_shutdown_flushes_and_is_idempotent(receiver: OtlpReceiver) -> None:
     assert telemetry.force_flush(1) is False
     telemetry.shutdown()
     assert len(receiver.requests) == received
+
+
+def test_sdk_instruments_of_the_own_provider_go_out_with_the_store_counters(
+    receiver: OtlpReceiver,
+) -> None:
+    """Our pipeline builds the Store's points itself (no SDK state per series); an SDK
+    instrument on its MeterProvider (the kind of budgetwatch's histograms) joins the same
+    export, resource and scope."""
+    telemetry = BudgetTelemetry("svc", endpoint=receiver.base_url, export_interval_s=60)
+    try:
+        pipeline = telemetry._pipeline
+        assert pipeline is not None
+        meter = pipeline.provider.get_meter("budgetwatch", budgetwatch.__version__)
+        meter.create_counter("synthorg.probe").add(3, {"k": "v"})
+        telemetry.record_cost("cto", 0.5, provider="p", model="m")
+        assert telemetry.force_flush(5)
+    finally:
+        telemetry.shutdown()
+
+    points = receiver.points()
+    probe = [p for p in points if p.metric == "synthorg.probe"]
+    store = [p for p in points if p.metric != "synthorg.probe"]
+    assert probe and {p.value for p in probe} == {3}
+    assert {p.request for p in probe} == {p.request for p in store}  # in the same requests
+    for request in receiver.requests:
+        (resource_metrics,) = request.resource_metrics
+        (scope_metrics,) = resource_metrics.scope_metrics  # one scope: budgetwatch
+        assert scope_metrics.scope.name == "budgetwatch"
+        assert scope_metrics.scope.version == budgetwatch.__version__
+    assert {p.instance for p in points} == {telemetry.instance_id}
+    # The Store's series share one start time, the Store's birth: before every point.
+    (start,) = {p.start_time_unix_nano for p in store}
+    assert 0 < start <= min(p.time_unix_nano for p in store)

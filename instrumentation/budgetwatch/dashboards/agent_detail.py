@@ -13,10 +13,15 @@ from .panels import (
     PanelDef,
     Query,
     Row,
+    agent_coverage,
     agent_sel,
     legend,
+    percent_gauge,
     raw_sel,
+    spend_stat,
+    task_cost_queries,
     window_sel,
+    with_coverage,
 )
 
 SEL = agent_sel()  # the agents picked in the dashboard's variable
@@ -45,6 +50,7 @@ def agent_def(limits: Limits) -> DashboardDef:
             *_cost_and_tokens(n, limits),
             *_tasks(n, limits),
             *_failures(n, limits),
+            *_task_cost(n),
         ],
     )
 
@@ -53,53 +59,37 @@ def _spend(n: Names, limits: Limits) -> list[PanelDef | Row]:
     """Spend today and this period against the selected agents' limits."""
     return [
         Row("Budget"),
-        PanelDef(
-            "stat",
+        spend_stat(
             "Spend today",
             "Spend since 00:00 UTC of the selected agents, and their daily limits.",
-            [
-                Query(
-                    f"sum by ({AGENT}) ({n.agent_to_date(DAILY)}{SEL})",
-                    legend(AGENT, suffix="spent"),
-                    instant=True,
-                ),
-                Query(
-                    f"{n.agent_limit(DAILY)}{SEL}",
-                    legend(AGENT, suffix="limit"),
-                    instant=True,
-                ),
-            ],
-            unit="currency",
+            Query(
+                f"sum by ({AGENT}) ({n.agent_to_date(DAILY)}{SEL})",
+                legend(AGENT, suffix="spent"),
+                instant=True,
+            ),
+            Query(f"{n.agent_limit(DAILY)}{SEL}", legend(AGENT, suffix="limit"), instant=True),
+            agent_coverage(n, SEL),
             width=6,
         ),
-        PanelDef(
-            "gauge",
+        percent_gauge(
             "Daily budget used",
             f"Spend today as a percent of the agent's daily limit ({n.agent_percent(DAILY)}). "
             "Exempt agents have no value.",
-            [Query(f"{n.agent_percent(DAILY)}{SEL}", AGENT_LEGEND, True)],
-            unit="percent",
-            width=6,
-            budget_thresholds=True,
+            Query(f"{n.agent_percent(DAILY)}{SEL}", AGENT_LEGEND, instant=True),
+            agent_coverage(n, SEL),
             no_value="no daily limit",
+            width=6,
         ),
-        PanelDef(
-            "stat",
+        spend_stat(
             "Spend this billing period",
             "Spend since the billing period began, and the monthly limits.",
-            [
-                Query(
-                    f"sum by ({AGENT}) ({n.agent_to_date(MONTHLY)}{SEL})",
-                    legend(AGENT, suffix="spent"),
-                    instant=True,
-                ),
-                Query(
-                    f"{n.agent_limit(MONTHLY)}{SEL}",
-                    legend(AGENT, suffix="limit"),
-                    instant=True,
-                ),
-            ],
-            unit="currency",
+            Query(
+                f"sum by ({AGENT}) ({n.agent_to_date(MONTHLY)}{SEL})",
+                legend(AGENT, suffix="spent"),
+                instant=True,
+            ),
+            Query(f"{n.agent_limit(MONTHLY)}{SEL}", legend(AGENT, suffix="limit"), instant=True),
+            agent_coverage(n, SEL),
             width=6,
         ),
     ]
@@ -108,22 +98,14 @@ def _spend(n: Names, limits: Limits) -> list[PanelDef | Row]:
 def _percent_and_partial(n: Names, limits: Limits) -> list[PanelDef | Row]:
     """Budget used now and over time, and whether figures are exact."""
     return [
-        PanelDef(
-            "gauge",
+        percent_gauge(
             "Billing period budget used",
             "Spend this billing period as a percent of the agent's monthly limit "
             f"({n.agent_percent(MONTHLY)}).",
-            [
-                Query(
-                    f"{n.agent_percent(MONTHLY)}{SEL}",
-                    AGENT_LEGEND,
-                    instant=True,
-                )
-            ],
-            unit="percent",
-            width=6,
-            budget_thresholds=True,
+            Query(f"{n.agent_percent(MONTHLY)}{SEL}", AGENT_LEGEND, instant=True),
+            agent_coverage(n, SEL),
             no_value="no monthly limit",
+            width=6,
         ),
         PanelDef(
             "stat",
@@ -147,21 +129,21 @@ def _percent_and_partial(n: Names, limits: Limits) -> list[PanelDef | Row]:
             height=3,
             value_texts=(("0", "exact", "green"), ("1", "at least (partial)", "orange")),
         ),
-        PanelDef(
-            "timeseries",
-            "Budget used over time",
-            "Percent of the daily limit (resets at 00:00 UTC) and of the monthly limit.",
-            [
-                Query(f"{n.agent_percent(DAILY)}{SEL}", legend(AGENT, suffix="daily")),
-                Query(
-                    f"{n.agent_percent(MONTHLY)}{SEL}",
-                    legend(AGENT, suffix="monthly"),
-                ),
-            ],
-            unit="percent",
-            width=24,
-            height=8,
-            budget_thresholds=True,
+        with_coverage(
+            PanelDef(
+                "timeseries",
+                "Budget used over time",
+                "Percent of the daily limit (resets at 00:00 UTC) and of the monthly limit.",
+                [
+                    Query(f"{n.agent_percent(DAILY)}{SEL}", legend(AGENT, suffix="daily")),
+                    Query(f"{n.agent_percent(MONTHLY)}{SEL}", legend(AGENT, suffix="monthly")),
+                ],
+                unit="percent",
+                width=24,
+                height=8,
+                budget_thresholds=True,
+            ),
+            agent_coverage(n, SEL),
         ),
     ]
 
@@ -170,36 +152,43 @@ def _cost_and_tokens(n: Names, limits: Limits) -> list[PanelDef | Row]:
     """Where the money goes: providers, models, tokens."""
     return [
         Row("Cost and tokens"),
-        PanelDef(
-            "bargauge",
-            "Cost by provider and model",
-            "Spend over the dashboard's time range by provider and model, from the raw "
-            "cost counters (no recorded series has this breakdown).",
-            [
-                Query(
-                    f"sum by ({PROVIDER_MODEL}) (increase({n.cost_total}{RAW}[$__range]))",
-                    legend(PROVIDER, MODEL),
-                    instant=True,
-                )
-            ],
-            unit="currency",
-            width=8,
-            height=8,
+        with_coverage(
+            PanelDef(
+                "bargauge",
+                "Cost by provider and model",
+                "Spend over the dashboard's time range by provider and model, from the raw "
+                "cost counters (no recorded series has this breakdown); unpriced calls add "
+                "nothing here, whatever they cost.",
+                [
+                    Query(
+                        f"sum by ({PROVIDER_MODEL}) (increase({n.cost_total}{RAW}[$__range]))",
+                        legend(PROVIDER, MODEL),
+                        instant=True,
+                    )
+                ],
+                unit="currency",
+                width=8,
+                height=8,
+            ),
+            agent_coverage(n, SEL),
         ),
-        PanelDef(
-            "timeseries",
-            "Spend rate by model",
-            "Spend per hour by provider and model, averaged over the rate interval.",
-            [
-                Query(
-                    f"sum by ({PROVIDER_MODEL}) "
-                    f"(rate({n.cost_total}{RAW}[$__rate_interval])) * 3600",
-                    legend(PROVIDER, MODEL),
-                )
-            ],
-            unit="rate",
-            width=8,
-            height=8,
+        with_coverage(
+            PanelDef(
+                "timeseries",
+                "Spend rate by model",
+                "Spend per hour by provider and model, averaged over the rate interval.",
+                [
+                    Query(
+                        f"sum by ({PROVIDER_MODEL}) "
+                        f"(rate({n.cost_total}{RAW}[$__rate_interval])) * 3600",
+                        legend(PROVIDER, MODEL),
+                    )
+                ],
+                unit="rate",
+                width=8,
+                height=8,
+            ),
+            agent_coverage(n, SEL),
         ),
         PanelDef(
             "timeseries",
@@ -251,23 +240,74 @@ def _tasks(n: Names, limits: Limits) -> list[PanelDef | Row]:
             width=8,
             height=8,
         ),
-        PanelDef(
-            "stat",
-            "Cost per completed task today",
-            "Spend today divided by the tasks completed today, for the selected agents.",
-            [
-                Query(
-                    f"sum({n.agent_to_date(DAILY)}{SEL}) / "
-                    f"sum({n.agent_tasks_day_to_date}"
-                    f"{completed})",
-                    "per task",
-                    instant=True,
-                )
-            ],
-            unit="currency",
-            width=4,
-            height=4,
-            no_value="no completed task",
+        with_coverage(
+            PanelDef(
+                "stat",
+                "Cost per completed task today",
+                "Spend today divided by the tasks completed today, for the selected agents.",
+                [
+                    Query(
+                        f"sum({n.agent_to_date(DAILY)}{SEL}) / "
+                        f"sum({n.agent_tasks_day_to_date}{completed})",
+                        "per task",
+                        instant=True,
+                    )
+                ],
+                unit="currency",
+                width=4,
+                height=4,
+                no_value="no completed task",
+            ),
+            agent_coverage(n, SEL),
+        ),
+    ]
+
+
+def _task_cost(n: Names) -> list[PanelDef | Row]:
+    """The distribution of task costs and the tasks over the per-task limit."""
+    return [
+        Row("Per-task cost"),
+        with_coverage(
+            PanelDef(
+                "stat",
+                "Cost per task",
+                "Cost of the selected agents' tasks finished in the dashboard's time range "
+                f"(tasks recorded with a task_id, {n.task_cost}): median, p90 and the max "
+                "bucket (the upper edge of the histogram bucket holding the most expensive "
+                "task: it cost at most this, within one bucket, about 1 %), and the per-task "
+                f"limit in force ({n.agent_per_task_limit}).",
+                [
+                    *task_cost_queries(n, SEL),
+                    Query(
+                        f"{n.agent_per_task_limit}{SEL}",
+                        legend(AGENT, suffix="limit"),
+                        instant=True,
+                    ),
+                ],
+                unit="currency",
+                width=12,
+                height=6,
+                no_value="no task finished with a task_id",
+            ),
+            agent_coverage(n, SEL),
+        ),
+        with_coverage(
+            PanelDef(
+                "timeseries",
+                "Tasks over the per-task limit today",
+                "Tasks finished since 00:00 UTC whose cost exceeded the agent's per-task "
+                f"limit ({n.agent_tasks_over_limit_day_to_date}; the limit is in Cost per "
+                "task beside). Falls back to zero at 00:00 UTC.",
+                [
+                    Query(
+                        f"{n.agent_tasks_over_limit_day_to_date}{SEL}",
+                        legend(AGENT, suffix="over limit"),
+                    )
+                ],
+                width=12,
+                height=6,
+            ),
+            agent_coverage(n, SEL),
         ),
     ]
 

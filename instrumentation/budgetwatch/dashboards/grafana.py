@@ -80,6 +80,17 @@ def _budget_thresholds(limits: Limits) -> dash_builder.ThresholdsConfig:
     )
 
 
+def _coverage_thresholds(limits: Limits) -> dict[str, Any]:
+    """Red under the coverage alert's floor (`coverage.min_percent`), green from it."""
+    return {
+        "mode": "absolute",
+        "steps": [
+            {"value": None, "color": "red"},
+            {"value": limits.coverage.min_ratio, "color": "green"},
+        ],
+    }
+
+
 def _plain_thresholds() -> dash_builder.ThresholdsConfig:
     return (
         dash_builder.ThresholdsConfig()
@@ -144,11 +155,28 @@ def _bargauge(spec: PanelDef, limits: Limits) -> Any:
     return panel
 
 
+def _ref(index: int) -> str:
+    return chr(ord("A") + index)
+
+
 def _table(spec: PanelDef, limits: Limits) -> Any:
-    return table_builder.Panel().with_transformation(
+    panel = table_builder.Panel()
+    if not any(q.column for q in spec.queries):
+        # One query: its labels are the columns.
+        return panel.with_transformation(
+            dash_model.DataTransformerConfig(
+                id_val="organize",
+                options={"excludeByName": {"Time": True, "Value": True}},
+            )
+        )
+    # Several queries: one row per label set (an agent), one named column per query's value.
+    renames = {f"Value #{_ref(i)}": q.column for i, q in enumerate(spec.queries) if q.column}
+    return panel.with_transformation(
+        dash_model.DataTransformerConfig(id_val="merge", options={})
+    ).with_transformation(
         dash_model.DataTransformerConfig(
             id_val="organize",
-            options={"excludeByName": {"Time": True, "Value": True}},
+            options={"excludeByName": {"Time": True}, "renameByName": renames},
         )
     )
 
@@ -215,6 +243,53 @@ def _agent_link(namespace: str) -> Any:
     )
 
 
+def _coverage_properties(spec: PanelDef, limits: Limits) -> list[dash_model.DynamicConfigValue]:
+    """A coverage value: a 0-1 ratio, red under the floor; in a graph on its own right axis,
+    dashed, coloured by value, never stacked with spend nor drawn as bars."""
+    props = {
+        "unit": "percentunit",
+        "min": 0,
+        "max": 1,
+        "decimals": 1,
+        "thresholds": _coverage_thresholds(limits),
+        "color": {"mode": "thresholds"},
+        "mappings": [],  # the panel's value texts are for its own figures, not for coverage
+    }
+    if spec.kind == "timeseries":
+        props |= {
+            "custom.axisPlacement": "right",
+            "custom.drawStyle": "line",
+            "custom.fillOpacity": 0,
+            "custom.gradientMode": "scheme",
+            "custom.lineStyle": {"fill": "dash", "dash": [10, 10]},
+            "custom.stacking": {"mode": "none", "group": "coverage"},
+            "custom.thresholdsStyle": {"mode": "off"},
+        }
+    if spec.kind == "table":
+        props["custom.cellOptions"] = {"type": "color-text"}
+    return [dash_model.DynamicConfigValue(id_val=k, value=v) for k, v in props.items()]
+
+
+def _overrides(panel: Any, spec: PanelDef, limits: Limits) -> Any:
+    """Per-query units and coverage styling (by column name in a table, by query elsewhere)."""
+    for index, query in enumerate(spec.queries):
+        if query.coverage:
+            props = _coverage_properties(spec, limits)
+        elif query.unit is not None:
+            unit = _unit(query.unit, limits.currency)
+            props = [dash_model.DynamicConfigValue(id_val="unit", value=unit)]
+            if query.unit == "count":
+                # Whole tasks: increase() over the range extrapolates (2 tasks may read 2.07).
+                props.append(dash_model.DynamicConfigValue(id_val="decimals", value=0))
+        else:
+            continue
+        if spec.kind == "table" and query.column:
+            panel = panel.override_by_name(query.column, props)
+        else:
+            panel = panel.override_by_query(_ref(index), props)
+    return panel
+
+
 def _panel(spec: PanelDef, limits: Limits) -> Any:
     thresholds = _budget_thresholds(limits) if spec.budget_thresholds else _plain_thresholds()
     panel = (
@@ -234,8 +309,9 @@ def _panel(spec: PanelDef, limits: Limits) -> Any:
         panel = panel.mappings(mappings)
     if spec.agent_link:
         panel = panel.data_links([_agent_link(limits.namespace)])
+    panel = _overrides(panel, spec, limits)
     for index, query in enumerate(spec.queries):
-        panel = panel.with_target(_target(query, chr(ord("A") + index)))
+        panel = panel.with_target(_target(query, _ref(index)))
     return panel
 
 

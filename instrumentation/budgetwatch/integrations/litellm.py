@@ -15,7 +15,9 @@ not a price table of ours. Per call:
 - failure: `record_call(outcome="failed")` with whatever tokens are known, no cost.
 
 The agent is the call's `metadata[metadata_key]` (default `agent_id`), else the agent set with
-`budgetwatch.agent(...)` around the call, else none (`_unassigned`). Streaming calls are
+`budgetwatch.agent(...)` around the call, else none (`_unassigned`). A priced call whose
+metadata carries `task_key` (default `task_id`) adds its cost to that task (see
+`BudgetTelemetry.record_task`). Streaming calls are
 recorded once, when LiteLLM reports the complete stream. Nothing here raises into LiteLLM.
 """
 
@@ -62,6 +64,7 @@ class LiteLLMCall:
     output_tokens: int
     cost: float | None  # None: LiteLLM could not price the call
     call_id: str | None
+    task_id: str | None = None
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
@@ -79,7 +82,7 @@ def _count(value: object) -> int:
     return 0
 
 
-def _agent_from_metadata(kwargs: Mapping[str, Any], key: str) -> str | None:
+def _from_metadata(kwargs: Mapping[str, Any], key: str) -> str | None:
     params = _mapping(kwargs.get("litellm_params"))
     slo_metadata = _mapping(_mapping(kwargs.get("standard_logging_object")).get("metadata"))
     # `metadata=` of completion(); `litellm_metadata` for the APIs that use it; the proxy
@@ -91,9 +94,9 @@ def _agent_from_metadata(kwargs: Mapping[str, Any], key: str) -> str | None:
         _mapping(_mapping(params.get("metadata")).get("requester_metadata")),
         _mapping(slo_metadata.get("requester_metadata")),
     ):
-        agent_id = _text(metadata.get(key))
-        if agent_id is not None:
-            return agent_id
+        value = _text(metadata.get(key))
+        if value is not None:
+            return value
     return None
 
 
@@ -130,6 +133,7 @@ def read_call(
     *,
     metadata_key: str = "agent_id",
     started_by: str | None = None,
+    task_key: str = "task_id",
 ) -> LiteLLMCall:
     """The agent, provider, model, tokens and cost of one LiteLLM callback's arguments.
 
@@ -138,7 +142,7 @@ def read_call(
     """
     slo = _mapping(kwargs.get("standard_logging_object"))
     params = _mapping(kwargs.get("litellm_params"))
-    agent_id = _agent_from_metadata(kwargs, metadata_key) or started_by or current_agent()
+    agent_id = _from_metadata(kwargs, metadata_key) or started_by or current_agent()
     return LiteLLMCall(
         agent_id=agent_id,
         provider=_text(kwargs.get("custom_llm_provider"))
@@ -149,21 +153,27 @@ def read_call(
         output_tokens=_tokens(slo, response_obj, "completion"),
         cost=_cost(kwargs, slo),
         call_id=_text(kwargs.get("litellm_call_id")) or _text(slo.get("id")),
+        task_id=_from_metadata(kwargs, task_key),
     )
 
 
 class BudgetwatchLogger(CustomLogger):
     """LiteLLM callback recording each call through a `BudgetTelemetry`.
 
-    `metadata_key` is the key of the call's `metadata` that holds the agent id.
+    `metadata_key` is the key of the call's `metadata` that holds the agent id, `task_key`
+    the one that holds the task id.
     """
 
-    def __init__(self, telemetry: BudgetTelemetry, metadata_key: str = "agent_id") -> None:
-        if not isinstance(metadata_key, str) or not metadata_key:
-            raise ValueError(f"metadata_key must be a non-empty string, got {metadata_key!r}")
+    def __init__(
+        self, telemetry: BudgetTelemetry, metadata_key: str = "agent_id", task_key: str = "task_id"
+    ) -> None:
+        for name, value in (("metadata_key", metadata_key), ("task_key", task_key)):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{name} must be a non-empty string, got {value!r}")
         super().__init__()
         self.telemetry = telemetry
         self.metadata_key = metadata_key
+        self.task_key = task_key
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._started_by: OrderedDict[str, str] = OrderedDict()  # call id -> agent at start
         self._lock = threading.Lock()
@@ -227,6 +237,7 @@ class BudgetwatchLogger(CustomLogger):
             response_obj,
             metadata_key=self.metadata_key,
             started_by=self._agent_at_start(kwargs, done=True),
+            task_key=self.task_key,
         )
         if not self._first_time("success", call.call_id):
             return
@@ -250,6 +261,7 @@ class BudgetwatchLogger(CustomLogger):
                 "input_tokens": call.input_tokens,
                 "output_tokens": call.output_tokens,
                 "cost": call.cost,
+                "task_id": call.task_id,
             },
         )
 
