@@ -238,10 +238,17 @@ def alert_groups(
     alerts = _budget_alerts(limits, runbook_base_url)
     alerts.append(_forecast_alert(limits, runbook_base_url))
     alerts.append(_absent_alert(limits, runbook_base_url))
+    return [alert_group(f"{limits.namespace}-budget-alerts", interval, alerts, for_duration)]
+
+
+def alert_group(
+    name: str, interval: str, rules: list[dict[str, Any]], for_duration: str | None
+) -> dict[str, Any]:
+    """An alert group; `for_duration` replaces every alert's `for:` (end-to-end tests)."""
     if for_duration is not None:
-        for alert in alerts:
-            alert["for"] = for_duration
-    return [{"name": f"{limits.namespace}-budget-alerts", "interval": interval, "rules": alerts}]
+        for rule in rules:
+            rule["for"] = for_duration
+    return {"name": name, "interval": interval, "rules": rules}
 
 
 # Shared with budgetwatch.early_warning_rules.

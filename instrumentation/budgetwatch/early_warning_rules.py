@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .alert_rules import AGENT_TEXT, with_limit_label
+from .alert_rules import AGENT_TEXT, alert_group, with_limit_label
 from .limits import Limits
 from .limits_early_warning import BurnPair, duration_seconds
 from .promql import indent, number
@@ -308,14 +308,9 @@ def early_warning_alert_group(
         *_burn_alerts(limits, names, alerts, url),
         _spike_alert(limits, names, alerts, url),
     ]
-    if for_duration is not None:
-        for rule in rules:
-            rule["for"] = for_duration
-    return {
-        "name": f"{limits.namespace}-budget-early-warning-alerts",
-        "interval": interval,
-        "rules": rules,
-    }
+    return alert_group(
+        f"{limits.namespace}-budget-early-warning-alerts", interval, rules, for_duration
+    )
 
 
 __all__ = ["early_warning_alert_group", "early_warning_recording_groups", "windows"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .alert_rules import AGENT_TEXT, with_limit_label
+from .alert_rules import AGENT_TEXT, alert_group, with_limit_label
 from .limits import Limits
 from .promql import indent, number
 from .spec import (
@@ -225,15 +225,12 @@ def task_cost_alert_group(
             "runbook_url": f"{runbook_base_url}#{anchors[alerts.coverage_low]}",
         },
     }
-    rules: list[dict[str, Any]] = [task_alert, coverage_alert]
-    if for_duration is not None:
-        for alert in rules:
-            alert["for"] = for_duration
-    return {
-        "name": f"{limits.namespace}-budget-task-cost-alerts",
-        "interval": interval,
-        "rules": rules,
-    }
+    return alert_group(
+        f"{limits.namespace}-budget-task-cost-alerts",
+        interval,
+        [task_alert, coverage_alert],
+        for_duration,
+    )
 
 
 __all__ = ["task_cost_alert_group", "task_cost_recording_group"]
