@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final
+from uuid import UUID
 
 from opentelemetry.sdk.metrics.export import (
     Buckets,
@@ -86,7 +87,11 @@ def create_histogram(meter: Meter, *, namespace: str, currency: str) -> Histogra
 
 
 def task_key(task_id: object) -> str | None:
-    """The id as a dict key, or None when it is not a usable id (not a str, blank, huge)."""
+    """The id as a dict key, or None when it is not a usable id (blank, huge, or neither a
+    str, an int nor a UUID: ids from a database are often numbers or UUIDs; 42 and "42" are
+    the same task)."""
+    if isinstance(task_id, int | UUID) and not isinstance(task_id, bool):
+        return str(task_id)
     text = as_text(task_id)
     if text is None or len(text) > MAX_TASK_ID_LENGTH or not text.strip():
         return None

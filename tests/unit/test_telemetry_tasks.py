@@ -197,7 +197,7 @@ def test_eviction_is_first_opened_first_out_at_any_size() -> None:
     assert list(table._open) == [f"t{i}" for i in range(4000, 5000)]
 
 
-BAD_IDS: list[object] = [5, 1.5, b"t1", ["t1"], {"t": 1}, "", "   ", "x" * 257, object()]
+BAD_IDS: list[object] = [True, 1.5, b"t1", ["t1"], {"t": 1}, "", "   ", "x" * 257, object()]
 
 
 @pytest.mark.parametrize("bad", BAD_IDS, ids=repr)
@@ -214,6 +214,21 @@ def test_a_bad_task_id_is_counted_and_the_event_itself_recorded(setup: Setup, ba
     assert tasks == {"completed": 1, "in_progress": 1}
     assert setup.totals() == {}
     assert setup.dropped() == {"invalid_task_id": 3}
+
+
+def test_int_and_uuid_task_ids_are_ids(setup: Setup) -> None:
+    import uuid
+
+    t = setup.telemetry
+    u = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    t.record_cost("a", 0.25, provider="p", model="m", task_id=42)  # type: ignore[arg-type]
+    t.record_cost("a", 0.5, provider="p", model="m", task_id="42")
+    t.record_cost("a", 1.0, provider="p", model="m", task_id=u)  # type: ignore[arg-type]
+    t.record_task("a", "completed", task_id=42)  # type: ignore[arg-type]
+    t.record_task("a", "completed", task_id=str(u))
+    # two tasks: 42 (0.25 + 0.5) and the UUID (1.0)
+    assert setup.totals() == {("a", "completed"): (2, 1.75)}
+    assert setup.dropped() == {}
 
 
 def test_longest_and_enum_task_ids_are_fine(setup: Setup) -> None:
