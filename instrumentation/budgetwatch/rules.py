@@ -45,7 +45,7 @@ from .spec import (
     Names,
     Window,
 )
-from .task_cost_rules import task_cost_alert_group, task_cost_recording_group
+from .task_cost_rules import task_cost_alert_group, task_cost_recording_groups
 from .window_state import (
     Timing,
     accumulator_rule,
@@ -234,7 +234,7 @@ def recording_groups(
     return [
         {"name": f"{limits.namespace}-budget-cost", "interval": interval, "rules": cost_rules},
         {"name": f"{limits.namespace}-budget-tasks", "interval": interval, "rules": task_rules},
-        task_cost_recording_group(limits, interval, t),
+        *task_cost_recording_groups(limits, interval, t),
         *early_warning_recording_groups(limits, interval),
     ]
 

@@ -270,7 +270,7 @@ class Names:
             keep=(AGENT, self.call_outcome),
             level=f"{self.ns}:agent_instance_calls",
             acc_level="agent_calls",
-            heartbeat=self.helper("budget_task_cost_rules", "evaluated"),
+            heartbeat=self.helper("budget_coverage_rules", "evaluated"),
         )
 
     @property

@@ -159,15 +159,19 @@ def _coverage_rules(names: Names, t: Timing) -> list[dict[str, Any]]:
     ]
 
 
-def task_cost_recording_group(limits: Limits, interval: str, t: Timing) -> dict[str, Any]:
+def task_cost_recording_groups(limits: Limits, interval: str, t: Timing) -> list[dict[str, Any]]:
+    """Two groups, each with its own heartbeat: Prometheus evaluates groups concurrently, and
+    at 10,000 agents each takes seconds (docs/scaling.md)."""
     names = Names(limits.namespace)
-    rules = [
+    task_cost = [
         *_task_cost_rules(names, limits, t),
-        *_coverage_rules(names, t),
-        # One heartbeat for the group: both families recover from the same evaluations.
-        *heartbeat_rules(names.calls_counter, t),
+        *heartbeat_rules(names.task_cost_histogram, t),
     ]
-    return {"name": f"{limits.namespace}-budget-task-cost", "interval": interval, "rules": rules}
+    coverage = [*_coverage_rules(names, t), *heartbeat_rules(names.calls_counter, t)]
+    return [
+        {"name": f"{limits.namespace}-budget-task-cost", "interval": interval, "rules": task_cost},
+        {"name": f"{limits.namespace}-budget-coverage", "interval": interval, "rules": coverage},
+    ]
 
 
 def _unpriced_models(names: Names) -> str:
@@ -233,4 +237,4 @@ def task_cost_alert_group(
     )
 
 
-__all__ = ["task_cost_alert_group", "task_cost_recording_group"]
+__all__ = ["task_cost_alert_group", "task_cost_recording_groups"]

@@ -43,6 +43,7 @@ def test_bench_reports_every_group_and_its_figures_match_the_data(tmp_path: Path
         "synthorg-budget-alerts",
         "synthorg-budget-early-warning-alerts",
         "synthorg-budget-task-cost",
+        "synthorg-budget-coverage",
         "synthorg-budget-task-cost-alerts",
     )
     for group in groups:

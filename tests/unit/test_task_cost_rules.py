@@ -42,7 +42,21 @@ def _group(limits: Limits, file: str, suffix: str) -> list[dict[str, Any]]:
 
 
 def _records(limits: Limits) -> dict[str, str]:
-    return {r["record"]: r["expr"] for r in _group(limits, RECORDING_FILE, "task-cost")}
+    return {
+        r["record"]: r["expr"]
+        for suffix in ("task-cost", "coverage")
+        for r in _group(limits, RECORDING_FILE, suffix)
+    }
+
+
+def test_task_cost_and_coverage_are_groups_with_their_own_heartbeat() -> None:
+    limits = _limits(", per_task: 1")
+    task_cost = {r["record"] for r in _group(limits, RECORDING_FILE, "task-cost")}
+    coverage = {r["record"] for r in _group(limits, RECORDING_FILE, "coverage")}
+    assert NAMES.task_cost_histogram.heartbeat in task_cost
+    assert NAMES.calls_counter.heartbeat in coverage
+    assert NAMES.task_cost_histogram.heartbeat != NAMES.calls_counter.heartbeat
+    assert NAMES.agent_coverage in coverage and NAMES.agent_coverage not in task_cost
 
 
 def _alert(limits: Limits, name: str) -> dict[str, Any]:
