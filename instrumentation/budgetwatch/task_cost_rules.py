@@ -26,6 +26,7 @@ from .spec import (
     DAILY,
     MODEL,
     MONTHLY,
+    PRICED_OUTCOME,
     PROVIDER,
     SEVERITY_LABEL,
     TASK_ALERT_WINDOW,
@@ -144,7 +145,7 @@ def _coverage_rules(names: Names, t: Timing) -> list[dict[str, Any]]:
     calls = names.calls_counter
     running = names.helper(calls.acc_level, "running_total")
     hourly = names.helper(calls.acc_level, f"increase{COVERAGE_WINDOW}")
-    priced = f'{hourly}{{{names.call_outcome}="priced"}}'
+    priced = f'{hourly}{{{names.call_outcome}="{PRICED_OUTCOME}"}}'
 
     def ratio(by: str) -> str:
         agg = f"sum by ({by})" if by else "sum"
